@@ -1,0 +1,92 @@
+package abi
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Header is one header pair. Pseudo-headers (":path", ":status", ...) travel in
+// the same maps as ordinary headers.
+type Header [2]string
+
+// ErrBadHeaderMap reports a header map encoding that is truncated or inconsistent.
+var ErrBadHeaderMap = errors.New("abi: malformed header map")
+
+// EncodedSize is the number of bytes EncodeHeaders writes for hs.
+func EncodedSize(hs []Header) int {
+	n := 4 + 8*len(hs)
+	for _, h := range hs {
+		n += len(h[0]) + len(h[1]) + 2
+	}
+	return n
+}
+
+// AppendHeaders appends the spec's serialization of hs to dst and returns it:
+// a little-endian u32 count, count pairs of (u32 key length, u32 value length),
+// then each key and value followed by a NUL byte.
+func AppendHeaders(dst []byte, hs []Header) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(hs)))
+	for _, h := range hs {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(h[0])))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(h[1])))
+	}
+	for _, h := range hs {
+		dst = append(dst, h[0]...)
+		dst = append(dst, 0)
+		dst = append(dst, h[1]...)
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// EncodeHeaders returns the serialization of hs in a new slice of exactly EncodedSize(hs) bytes.
+func EncodeHeaders(hs []Header) []byte {
+	return AppendHeaders(make([]byte, 0, EncodedSize(hs)), hs)
+}
+
+// DecodeHeaders parses a serialized header map. An empty input, or a single
+// NUL byte, is an empty map, as the spec allows.
+func DecodeHeaders(b []byte) ([]Header, error) {
+	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
+		return nil, nil
+	}
+	if len(b) < 4 {
+		return nil, ErrBadHeaderMap
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n == 0 {
+		return nil, nil
+	}
+	if n > (len(b)-4)/8 {
+		return nil, ErrBadHeaderMap
+	}
+	sizes := b[4 : 4+8*n]
+	data := b[4+8*n:]
+	hs := make([]Header, n)
+	for i := 0; i < n; i++ {
+		kl := int(binary.LittleEndian.Uint32(sizes[8*i:]))
+		vl := int(binary.LittleEndian.Uint32(sizes[8*i+4:]))
+		if kl < 0 || vl < 0 || kl+vl+2 > len(data) {
+			return nil, ErrBadHeaderMap
+		}
+		if data[kl] != 0 || data[kl+1+vl] != 0 {
+			return nil, ErrBadHeaderMap
+		}
+		hs[i] = Header{string(data[:kl]), string(data[kl+1 : kl+1+vl])}
+		data = data[kl+vl+2:]
+	}
+	return hs, nil
+}
+
+// PropertyPath joins property path segments with NUL, as proxy_get_property and
+// proxy_set_property expect.
+func PropertyPath(segments ...string) []byte {
+	var out []byte
+	for i, s := range segments {
+		if i > 0 {
+			out = append(out, 0)
+		}
+		out = append(out, s...)
+	}
+	return out
+}
