@@ -82,6 +82,9 @@ type Env struct {
 	// Metrics is the metric store shared by the VMs of a process; nil gives the
 	// VM a private one.
 	Metrics *Metrics
+	// LogLevel is what proxy_get_log_level reports; proxy_log lines below it
+	// are dropped. The zero value (LogTrace) keeps everything.
+	LogLevel abi.LogLevel
 }
 
 // PluginConfig starts a plugin (a root context) on a VM.
@@ -132,6 +135,12 @@ metrics.go):
 	func (m *Module) NewVM(ctx context.Context, env Env) (*VM, error)
 	    // instantiates, runs _initialize, checks the proxy_abi_version_0_2_1 export,
 	    // creates the VM root context (id 1... ids are the host's) and calls proxy_on_vm_start.
+	    // As implemented: NewVM runs only _initialize; each StartPlugin creates a root
+	    // context and runs proxy_on_vm_start then proxy_on_configure on it (Envoy's
+	    // per-root_id start). Additions: VM.Broken, VM.LiveStreams, VM.Profile,
+	    // VM.Metrics, Plugin.ID/Name/VM, Stream.ID/Closed/RequestTrailers/
+	    // ResponseTrailers/SendResponseTrailers, Metrics.Define/Add/Record, PromName,
+	    // Env.LogLevel, and the sentinel errors in vm.go and module.go.
 	func (vm *VM) StartPlugin(cfg PluginConfig) (*Plugin, error)
 	    // proxy_on_context_create(root, 0) + proxy_on_configure. A false return is an
 	    // error whose text carries the guest's last error-level log line.

@@ -1,0 +1,105 @@
+// Package aiproxy is the filter's context types: the plugin (root context)
+// holding the validated configuration, and the per-request stream that
+// shapes the body, calls the LLM and answers. It is the only package besides
+// filter/proxywasm that talks to the host.
+package aiproxy
+
+import (
+	"strings"
+
+	"ai-proxy/filter/config"
+	"ai-proxy/filter/proxywasm"
+	"ai-proxy/filter/proxywasm/abi"
+	"ai-proxy/filter/shape"
+)
+
+// Plugin is one filter configuration on one VM. Everything in it is computed
+// once in OnPluginStart and read-only afterwards.
+type Plugin struct {
+	id  uint32
+	cfg *config.Config
+	// plan shapes request bodies (configured model and options).
+	plan *shape.Plan
+	// callHeaders are the fixed headers of every LLM call: pseudo-headers,
+	// content-type and the configured credentials.
+	callHeaders []abi.Header
+	// dropped are the lowercased client header names never sent to the LLM.
+	dropped map[string]struct{}
+}
+
+var _ proxywasm.RootContext = (*Plugin)(nil)
+
+// NewPlugin creates the root context contextID.
+func NewPlugin(contextID uint32) proxywasm.RootContext { return &Plugin{id: contextID} }
+
+// OnVMStart implements proxywasm.RootContext.
+func (p *Plugin) OnVMStart(int) bool { return true }
+
+// OnTick implements proxywasm.RootContext.
+func (p *Plugin) OnTick() {}
+
+// OnPluginStart implements proxywasm.RootContext: it parses and validates the
+// configuration; a bad one is rejected here with a log line naming the field.
+func (p *Plugin) OnPluginStart(size int) bool {
+	data, err := proxywasm.GetPluginConfiguration()
+	if err != nil {
+		proxywasm.LogError("ai-proxy: cannot read the plugin configuration: " + err.Error())
+		return false
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		proxywasm.LogError("ai-proxy: " + err.Error())
+		return false
+	}
+	p.setConfig(cfg)
+	proxywasm.LogInfo("ai-proxy: configured provider " + string(cfg.Provider) + ", endpoint " + cfg.Endpoint.Scheme + "://" + cfg.Endpoint.Authority + ", cluster " + cfg.Cluster)
+	return true
+}
+
+// clientHeadersNeverForwarded are dropped from the client's headers on the
+// LLM call: credentials of the client, headers the call sets itself, and
+// hop-by-hop headers.
+var clientHeadersNeverForwarded = []string{
+	"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key",
+	"host", "content-length", "content-type", "accept-encoding", "transfer-encoding",
+	"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect",
+}
+
+func (p *Plugin) setConfig(cfg *config.Config) {
+	p.cfg = cfg
+	p.plan = shape.NewPlan(cfg.Model, cfg.Options)
+	p.callHeaders = []abi.Header{
+		{":method", "POST"},
+		{":path", cfg.Endpoint.Path},
+		{":authority", cfg.Endpoint.Authority},
+		{":scheme", cfg.Endpoint.Scheme},
+		{"content-type", "application/json"},
+	}
+	for _, h := range cfg.AuthHeaders {
+		p.callHeaders = append(p.callHeaders, abi.Header{h[0], h[1]})
+	}
+	p.dropped = make(map[string]struct{}, len(clientHeadersNeverForwarded)+len(cfg.AuthHeaderNames))
+	for _, n := range clientHeadersNeverForwarded {
+		p.dropped[n] = struct{}{}
+	}
+	for _, n := range cfg.AuthHeaderNames {
+		p.dropped[strings.ToLower(n)] = struct{}{}
+	}
+}
+
+// forwardable reports whether the client header name goes to the LLM.
+func (p *Plugin) forwardable(name string) bool {
+	if name == "" || name[0] == ':' {
+		return false
+	}
+	if strings.HasPrefix(name, "x-envoy-") {
+		return false
+	}
+	_, drop := p.dropped[name]
+	return !drop
+}
+
+// NewHttpContext implements proxywasm.RootContext.
+func (p *Plugin) NewHttpContext(contextID uint32) proxywasm.HttpContext {
+	return &Stream{plugin: p, id: contextID}
+}

@@ -1,0 +1,226 @@
+package aiproxy
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"ai-proxy/filter/apierror"
+	"ai-proxy/filter/proxywasm"
+	"ai-proxy/filter/proxywasm/abi"
+	"ai-proxy/filter/shape"
+)
+
+// Stream is the state of one client request. Not safe for concurrent use
+// (nothing in a VM is); it lives from proxy_on_context_create to proxy_on_delete.
+type Stream struct {
+	proxywasm.DefaultHttpContext
+	plugin *Plugin
+	id     uint32
+
+	// clientHeaders are the client's headers forwarded to the LLM, read once
+	// in OnHttpRequestHeaders.
+	clientHeaders []abi.Header
+	// answered is set once the stream has a local response or was resumed.
+	answered bool
+	// callStart is when the LLM call was dispatched.
+	callStart time.Time
+	info      shape.Info
+}
+
+var _ proxywasm.HttpContext = (*Stream)(nil)
+
+// OnHttpRequestHeaders checks what can be checked before the body arrives and
+// holds the headers until the body is complete.
+func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Action {
+	hs, err := proxywasm.GetHeaders(abi.MapHTTPRequestHeaders)
+	if err != nil {
+		return s.fail(apierror.Internal, "cannot read request headers: "+err.Error())
+	}
+	p := s.plugin
+	s.clientHeaders = hs[:0]
+	for _, h := range hs {
+		name := strings.ToLower(h[0])
+		switch name {
+		case "content-type":
+			if !isJSONContentType(h[1]) {
+				return s.fail(apierror.InvalidContentType, "")
+			}
+		case "content-length":
+			if n, err := strconv.ParseInt(strings.TrimSpace(h[1]), 10, 64); err == nil && n > int64(p.cfg.MaxBodyBytes) {
+				return s.fail(apierror.BodyTooLarge, tooLargeMessage(p.cfg.MaxBodyBytes))
+			}
+		}
+		if p.forwardable(name) {
+			s.clientHeaders = append(s.clientHeaders, abi.Header{name, h[1]})
+		}
+	}
+	if endOfStream {
+		return s.fail(apierror.EmptyBody, "")
+	}
+	// APISIX's wasm host delivers the request body only to filters that ask
+	// for it; other hosts keep the property as filter state.
+	_ = proxywasm.SetProperty(processReqBody, one)
+	// Pause: the request must not reach the upstream before the LLM answered.
+	return abi.ActionPause
+}
+
+// isJSONContentType accepts application/json and application/*+json, with parameters.
+func isJSONContentType(v string) bool {
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.ToLower(strings.TrimSpace(v))
+	return v == "application/json" || (strings.HasPrefix(v, "application/") && strings.HasSuffix(v, "+json"))
+}
+
+func tooLargeMessage(limit int) string {
+	return "request body exceeds the limit of " + strconv.Itoa(limit) + " bytes"
+}
+
+// OnHttpRequestBody buffers the body until its end, then shapes it and calls the LLM.
+func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
+	if s.answered {
+		return abi.ActionContinue
+	}
+	p := s.plugin
+	if bodySize > p.cfg.MaxBodyBytes {
+		return s.fail(apierror.BodyTooLarge, tooLargeMessage(p.cfg.MaxBodyBytes))
+	}
+	if !endOfStream {
+		return abi.ActionPause
+	}
+	body, err := proxywasm.GetBuffer(abi.BufferHTTPRequestBody, 0, bodySize)
+	if err != nil {
+		return s.fail(apierror.Internal, "cannot read the request body: "+err.Error())
+	}
+	out, info, err := p.plan.Request(nil, body)
+	if err != nil {
+		switch {
+		case errors.Is(err, shape.ErrEmptyBody):
+			return s.fail(apierror.EmptyBody, "")
+		case errors.Is(err, shape.ErrNotObject):
+			return s.fail(apierror.NotObject, "")
+		default:
+			return s.fail(apierror.InvalidJSON, "")
+		}
+	}
+	s.info = info
+	headers := make([]abi.Header, 0, len(p.callHeaders)+len(s.clientHeaders))
+	headers = append(headers, p.callHeaders...)
+	headers = append(headers, s.clientHeaders...)
+	s.callStart = time.Now()
+	if _, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, headers, out, p.cfg.TimeoutMS, s.onLLMResponse); err != nil {
+		proxywasm.LogError("ai-proxy: call to cluster " + p.cfg.Cluster + " not dispatched: " + err.Error())
+		return s.fail(apierror.LLMUnreachable, "")
+	}
+	return abi.ActionPause
+}
+
+// relayedResponseHeaders are the LLM answer's headers a client gets with it.
+func relayedResponseHeader(name string) bool {
+	switch name {
+	case "content-type", "x-request-id", "retry-after", "retry-after-ms",
+		"openai-processing-ms", "openai-version", "apim-request-id":
+		return true
+	}
+	return strings.HasPrefix(name, "x-ratelimit-")
+}
+
+// onLLMResponse runs in proxy_on_http_call_response with this stream effective.
+func (s *Stream) onLLMResponse(numHeaders, bodySize, _ int) {
+	if s.answered {
+		return
+	}
+	p := s.plugin
+	if numHeaders == 0 {
+		elapsed := time.Since(s.callStart)
+		timeout := time.Duration(p.cfg.TimeoutMS) * time.Millisecond
+		if elapsed >= timeout-timeout/20 {
+			s.fail(apierror.LLMTimeout, "")
+			return
+		}
+		s.fail(apierror.LLMUnreachable, "")
+		return
+	}
+	hs, err := proxywasm.GetCallResponseHeaders()
+	if err != nil {
+		s.fail(apierror.LLMBadResponse, "")
+		return
+	}
+	status := 0
+	var relay []abi.Header
+	for _, h := range hs {
+		name := strings.ToLower(h[0])
+		if name == ":status" {
+			status, _ = strconv.Atoi(h[1])
+			continue
+		}
+		if relayedResponseHeader(name) {
+			relay = append(relay, abi.Header{name, h[1]})
+		}
+	}
+	if status < 100 || status > 999 {
+		s.fail(apierror.LLMBadResponse, "")
+		return
+	}
+	body, err := proxywasm.GetCallResponseBody(bodySize)
+	if err != nil {
+		s.fail(apierror.LLMBadResponse, "")
+		return
+	}
+	if !p.cfg.Passthrough || status < 200 || status > 299 {
+		s.answered = true
+		if err := proxywasm.SendHttpResponse(status, relay, body, abi.GRPCStatusNone); err != nil {
+			proxywasm.LogError("ai-proxy: cannot send the response: " + err.Error())
+		}
+		return
+	}
+	if !shape.IsJSONObject(body) {
+		s.fail(apierror.LLMBadResponse, "")
+		return
+	}
+	// passthrough: the LLM's answer becomes the request body for the route's upstream.
+	if err := proxywasm.ReplaceBuffer(abi.BufferHTTPRequestBody, body); err != nil {
+		s.fail(apierror.Unsupported, "this proxy cannot replace the request body, so passthrough=true is not available here")
+		return
+	}
+	_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, "content-type", "application/json")
+	_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, "content-length", strconv.Itoa(len(body)))
+	s.answered = true
+	if err := proxywasm.ContinueStream(abi.StreamHTTPRequest); err != nil {
+		proxywasm.LogError("ai-proxy: cannot resume the request: " + err.Error())
+	}
+}
+
+// fail answers the stream with the OpenAI-style error of kind. detail, when
+// set, replaces the kind's default client message; it must not carry secrets.
+func (s *Stream) fail(kind apierror.Kind, detail string) abi.Action {
+	s.answered = true
+	msg := detail
+	if msg == "" || kind == apierror.Internal {
+		msg = apierror.Message(kind)
+	}
+	if kind.Status() >= 500 {
+		proxywasm.LogWarn("ai-proxy: " + kind.Code() + ": " + detail)
+	}
+	body := apierror.Body(kind, msg)
+	if err := proxywasm.SendHttpResponse(kind.Status(), jsonHeaders, body, abi.GRPCStatusNone); err != nil {
+		proxywasm.LogError("ai-proxy: cannot send the error response: " + err.Error())
+	}
+	return abi.ActionPause
+}
+
+var (
+	processReqBody = []byte("wasm_process_req_body")
+	one            = []byte("1")
+)
+
+var jsonHeaders = []abi.Header{{"content-type", "application/json"}}
+
+// OnPanic answers a stream whose callback panicked.
+func OnPanic(any) {
+	body := apierror.Body(apierror.Internal, apierror.Message(apierror.Internal))
+	_ = proxywasm.SendHttpResponse(500, jsonHeaders, body, abi.GRPCStatusNone)
+}

@@ -1,0 +1,296 @@
+package aiproxy_test
+
+// These tests run the real build/ai-proxy.wasm in the wazero harness. They
+// need `make build` (the Makefile's test target does it first).
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ai-proxy/filter/proxywasm/abi"
+	"ai-proxy/harness"
+)
+
+var (
+	moduleOnce sync.Once
+	module     *harness.Module
+	moduleErr  error
+)
+
+func repoRoot(tb testing.TB) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+func loadModule(tb testing.TB) *harness.Module {
+	tb.Helper()
+	moduleOnce.Do(func() {
+		path := filepath.Join(repoRoot(tb), "build", "ai-proxy.wasm")
+		wasm, err := os.ReadFile(path)
+		if err != nil {
+			moduleErr = err
+			return
+		}
+		module, moduleErr = harness.Compile(context.Background(), wasm)
+	})
+	if moduleErr != nil {
+		tb.Fatalf("loading build/ai-proxy.wasm (run make build first): %v", moduleErr)
+	}
+	return module
+}
+
+func newPlugin(tb testing.TB, profile harness.Profile, conf string) (*harness.VM, *harness.Plugin) {
+	tb.Helper()
+	vm, err := loadModule(tb).NewVM(context.Background(), harness.Env{Profile: profile})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { vm.Close(context.Background()) })
+	p, err := vm.StartPlugin(harness.PluginConfig{Name: "ai-proxy", Configuration: []byte(conf)})
+	if err != nil {
+		tb.Fatalf("StartPlugin: %v", err)
+	}
+	return vm, p
+}
+
+const seedConf = `{
+  "auth": {"header": {"Authorization": "Bearer sk-test"}},
+  "model": {"provider": "openai", "name": "gpt-4", "options": {"max_tokens": 512, "temperature": 1.0}},
+  "passthrough": false
+}`
+
+const chatBody = `{"messages":[{"role":"system","content":"You are a mathematician"},{"role":"user","content":"What is 1+1?"}]}`
+
+func requestHeaders(extra ...abi.Header) []abi.Header {
+	hs := []abi.Header{
+		{":method", "POST"}, {":path", "/anything"}, {":authority", "api.openai.com:443"}, {":scheme", "http"},
+		{"content-type", "application/json"}, {"user-agent", "curl/8.6.0"},
+	}
+	return append(hs, extra...)
+}
+
+// sendRequest feeds headers and a one-chunk body; it returns the stream.
+func sendRequest(t *testing.T, p *harness.Plugin, hs []abi.Header, body string) *harness.Stream {
+	t.Helper()
+	s := p.NewStream()
+	if a := s.SendRequestHeaders(hs, body == ""); a != abi.ActionPause {
+		t.Fatalf("request headers: action %v, want pause", a)
+	}
+	if body != "" {
+		if a := s.SendRequestBody([]byte(body), true); a != abi.ActionPause {
+			t.Fatalf("request body: action %v, want pause", a)
+		}
+	}
+	return s
+}
+
+func onlyCall(t *testing.T, vm *harness.VM) harness.HTTPCall {
+	t.Helper()
+	calls := vm.PendingCalls()
+	if len(calls) != 1 {
+		t.Fatalf("pending calls = %d, want 1", len(calls))
+	}
+	return calls[0]
+}
+
+func TestCalloutShapesRequestAndRelaysAnswer(t *testing.T) {
+	vm, p := newPlugin(t, harness.ProfileEnvoy, seedConf)
+	s := sendRequest(t, p, requestHeaders(
+		abi.Header{"authorization", "Bearer client-secret"},
+		abi.Header{"cookie", "session=1"},
+		abi.Header{"x-request-id", "req-1"},
+		abi.Header{"accept-encoding", "gzip"},
+	), chatBody)
+	defer s.Done()
+
+	call := onlyCall(t, vm)
+	if call.Upstream != "api.openai.com:443" {
+		t.Errorf("upstream = %q", call.Upstream)
+	}
+	want := map[string]string{
+		":method": "POST", ":path": "/v1/chat/completions", ":authority": "api.openai.com",
+		"authorization": "Bearer sk-test", "content-type": "application/json",
+		"x-request-id": "req-1", "user-agent": "curl/8.6.0",
+	}
+	for k, v := range want {
+		if got := call.Header(k); got != v {
+			t.Errorf("call header %s = %q, want %q", k, got, v)
+		}
+	}
+	for _, h := range call.Headers {
+		switch h[0] {
+		case "cookie", "accept-encoding":
+			t.Errorf("client header %s forwarded to the LLM", h[0])
+		case "authorization":
+			if h[1] != "Bearer sk-test" {
+				t.Errorf("client authorization forwarded: %q", h[1])
+			}
+		}
+	}
+	if call.Timeout != 30*time.Second {
+		t.Errorf("timeout = %v", call.Timeout)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(call.Body, &got); err != nil {
+		t.Fatalf("call body: %v: %s", err, call.Body)
+	}
+	if got["model"] != "gpt-4" || got["max_tokens"] != 512.0 || got["temperature"] != 1.0 {
+		t.Errorf("call body = %s", call.Body)
+	}
+	if !strings.Contains(string(call.Body), `"messages":[{"role":"system","content":"You are a mathematician"},{"role":"user","content":"What is 1+1?"}]`) {
+		t.Errorf("messages not byte-identical: %s", call.Body)
+	}
+
+	answer := `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4-0613","choices":[{"index":0,"message":{"role":"assistant","content":"1+1 equals 2."},"finish_reason":"stop"}],"usage":{"prompt_tokens":23,"completion_tokens":7,"total_tokens":30}}`
+	err := vm.RespondCall(call.ID, &harness.CallResponse{
+		Headers: []abi.Header{{":status", "200"}, {"content-type", "application/json"}, {"x-request-id", "llm-9"}, {"set-cookie", "x=1"}, {"x-ratelimit-remaining-tokens", "99"}},
+		Body:    []byte(answer),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := s.LocalResponse()
+	if lr == nil {
+		t.Fatal("no local response")
+	}
+	if lr.Status != 200 || string(lr.Body) != answer {
+		t.Errorf("local response %d %s", lr.Status, lr.Body)
+	}
+	if harness.HeaderValue(lr.Headers, "content-type") != "application/json" ||
+		harness.HeaderValue(lr.Headers, "x-ratelimit-remaining-tokens") != "99" ||
+		harness.HeaderValue(lr.Headers, "x-request-id") != "llm-9" {
+		t.Errorf("relayed headers = %v", lr.Headers)
+	}
+	if harness.HeaderValue(lr.Headers, "set-cookie") != "" {
+		t.Errorf("set-cookie relayed: %v", lr.Headers)
+	}
+}
+
+func TestPassthroughReplacesBodyAndContinues(t *testing.T) {
+	vm, p := newPlugin(t, harness.ProfileEnvoy, `{"auth":{"header":{"Authorization":"Bearer sk-test"}},"model":{"provider":"openai","name":"gpt-4"},"passthrough":true}`)
+	s := sendRequest(t, p, requestHeaders(abi.Header{"content-length", "104"}), chatBody)
+	defer s.Done()
+	call := onlyCall(t, vm)
+	answer := `{"id":"x","choices":[{"message":{"content":"2"}}]}`
+	if err := vm.RespondCall(call.ID, &harness.CallResponse{Headers: []abi.Header{{":status", "200"}, {"content-type", "application/json"}}, Body: []byte(answer)}); err != nil {
+		t.Fatal(err)
+	}
+	if lr := s.LocalResponse(); lr != nil {
+		t.Fatalf("unexpected local response %d %s", lr.Status, lr.Body)
+	}
+	if !s.Resumed(abi.StreamHTTPRequest) {
+		t.Fatal("request not resumed")
+	}
+	if got := string(s.RequestBody()); got != answer {
+		t.Errorf("request body = %s", got)
+	}
+	hs := s.RequestHeaders()
+	if harness.HeaderValue(hs, "content-length") != "50" || harness.HeaderValue(hs, "content-type") != "application/json" {
+		t.Errorf("headers = %v", hs)
+	}
+	if harness.HeaderValue(hs, "authorization") != "" {
+		t.Errorf("LLM credential reached the upstream request: %v", hs)
+	}
+}
+
+func TestErrorsAreOpenAIShaped(t *testing.T) {
+	cases := []struct {
+		name    string
+		headers []abi.Header
+		body    string
+		status  int
+		code    string
+	}{
+		{"text content type", []abi.Header{{":method", "POST"}, {":path", "/"}, {":authority", "x"}, {"content-type", "text/plain"}}, "hi", 400, "invalid_content_type"},
+		{"empty body", requestHeaders(), "", 400, "empty_body"},
+		{"malformed json", requestHeaders(), `{"messages":`, 400, "invalid_json"},
+		{"array body", requestHeaders(), `[1,2]`, 400, "body_not_object"},
+		{"declared too large", requestHeaders(abi.Header{"content-length", "999999999999"}), "", 413, "body_too_large"},
+	}
+	vm, p := newPlugin(t, harness.ProfileEnvoy, seedConf)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := p.NewStream()
+			defer s.Done()
+			s.SendRequestHeaders(tc.headers, tc.body == "")
+			if s.LocalResponse() == nil && tc.body != "" {
+				s.SendRequestBody([]byte(tc.body), true)
+			}
+			lr := s.LocalResponse()
+			if lr == nil {
+				t.Fatal("no local response")
+			}
+			if lr.Status != tc.status {
+				t.Errorf("status = %d, want %d", lr.Status, tc.status)
+			}
+			var e struct {
+				Error struct{ Message, Type, Code string }
+			}
+			if err := json.Unmarshal(lr.Body, &e); err != nil || e.Error.Code != tc.code || e.Error.Message == "" || e.Error.Type == "" {
+				t.Errorf("body = %s (err %v), want code %s", lr.Body, err, tc.code)
+			}
+		})
+	}
+	if n := len(vm.PendingCalls()); n != 0 {
+		t.Errorf("%d calls made for bad requests", n)
+	}
+}
+
+func TestFailedCallIs502AndTimeoutIs504(t *testing.T) {
+	vm, p := newPlugin(t, harness.ProfileEnvoy, `{"provider":"openai","auth":{"header":{"Authorization":"Bearer k"}},"options":{"model":"gpt-4"},"timeout":200}`)
+	s := sendRequest(t, p, requestHeaders(), chatBody)
+	if err := vm.RespondCall(onlyCall(t, vm).ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if lr := s.LocalResponse(); lr == nil || lr.Status != 502 || !strings.Contains(string(lr.Body), "llm_unreachable") {
+		t.Fatalf("immediate failure: %+v", lr)
+	}
+	s.Done()
+
+	s = sendRequest(t, p, requestHeaders(), chatBody)
+	call := onlyCall(t, vm)
+	if call.Timeout != 200*time.Millisecond {
+		t.Errorf("timeout = %v", call.Timeout)
+	}
+	time.Sleep(210 * time.Millisecond)
+	if err := vm.RespondCall(call.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if lr := s.LocalResponse(); lr == nil || lr.Status != 504 || !strings.Contains(string(lr.Body), "llm_timeout") {
+		t.Fatalf("timed out call: %+v", lr)
+	}
+	s.Done()
+}
+
+func TestRejectedConfigurationNamesTheField(t *testing.T) {
+	vm, err := loadModule(t).NewVM(context.Background(), harness.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close(context.Background())
+	_, err = vm.StartPlugin(harness.PluginConfig{Configuration: []byte(`{"model":{"provider":"nope","name":"x"},"auth":{"header":{"Authorization":"Bearer sk-secret-value"}}}`)})
+	if err == nil || !strings.Contains(err.Error(), "provider") {
+		t.Fatalf("err = %v, want a rejection naming provider", err)
+	}
+	if strings.Contains(err.Error(), "sk-secret-value") {
+		t.Fatalf("secret in error: %v", err)
+	}
+}

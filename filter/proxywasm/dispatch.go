@@ -1,0 +1,211 @@
+package proxywasm
+
+import (
+	"runtime"
+	"strconv"
+
+	"ai-proxy/filter/proxywasm/abi"
+)
+
+// The VM state: contexts by id and call-outs in flight. Only the exports below
+// touch it, one at a time.
+var (
+	roots   = map[uint32]RootContext{}
+	streams = map[uint32]*stream{}
+	callout = map[uint32]pendingCall{}
+)
+
+type stream struct {
+	ctx    HttpContext
+	rootID uint32
+	done   bool
+}
+
+type pendingCall struct {
+	contextID uint32 // the stream (or root) that dispatched the call
+	fn        CallResponseFunc
+}
+
+// currentContext is the context whose callback is running (the effective
+// context for host calls), kept to attribute call-outs to their stream.
+var currentContext uint32
+
+// LiveStreams is the number of stream contexts not yet deleted, for tests and metrics.
+func LiveStreams() int { return len(streams) }
+
+func onContextCreate(contextID, parentID uint32) {
+	currentContext = contextID
+	if parentID == 0 {
+		if newRoot == nil {
+			return
+		}
+		defer func() { rootPanic("proxy_on_context_create", recover()) }()
+		roots[contextID] = newRoot(contextID)
+		return
+	}
+	root, ok := roots[parentID]
+	if !ok {
+		LogCritical("proxy_on_context_create: unknown root context " + strconv.FormatUint(uint64(parentID), 10))
+		return
+	}
+	s := &stream{rootID: parentID}
+	streams[contextID] = s
+	defer func() { streamPanic(contextID, recover()) }()
+	s.ctx = root.NewHttpContext(contextID)
+}
+
+func onVMStart(rootID uint32, size int) (ok bool) {
+	currentContext = rootID
+	r, found := roots[rootID]
+	if !found {
+		return false
+	}
+	defer func() {
+		if rootPanic("proxy_on_vm_start", recover()) {
+			ok = false
+		}
+	}()
+	return r.OnVMStart(size)
+}
+
+func onConfigure(rootID uint32, size int) (ok bool) {
+	currentContext = rootID
+	r, found := roots[rootID]
+	if !found {
+		return false
+	}
+	defer func() {
+		if rootPanic("proxy_on_configure", recover()) {
+			ok = false
+		}
+	}()
+	return r.OnPluginStart(size)
+}
+
+func onTick(rootID uint32) {
+	currentContext = rootID
+	if r, ok := roots[rootID]; ok {
+		defer func() { rootPanic("proxy_on_tick", recover()) }()
+		r.OnTick()
+	}
+}
+
+// streamCallback runs f for the stream contextID with panic recovery. A
+// missing or finished stream continues.
+func streamCallback(contextID uint32, f func(HttpContext) abi.Action) (action abi.Action) {
+	currentContext = contextID
+	s, ok := streams[contextID]
+	if !ok || s.ctx == nil {
+		return abi.ActionContinue
+	}
+	defer func() {
+		if streamPanic(contextID, recover()) {
+			action = abi.ActionPause
+		}
+	}()
+	return f(s.ctx)
+}
+
+func onHttpCallResponse(rootID, calloutID uint32, numHeaders, bodySize, numTrailers int) {
+	currentContext = rootID
+	c, ok := callout[calloutID]
+	if !ok {
+		return
+	}
+	delete(callout, calloutID)
+	if c.contextID != rootID {
+		if _, live := streams[c.contextID]; !live {
+			return // the stream ended while the call was in flight
+		}
+		if err := SetEffectiveContext(c.contextID); err != nil {
+			LogError("proxy_on_http_call_response: cannot switch to stream: " + err.Error())
+			return
+		}
+		currentContext = c.contextID
+		defer func() { streamPanic(c.contextID, recover()) }()
+	} else {
+		defer func() { rootPanic("proxy_on_http_call_response", recover()) }()
+	}
+	c.fn(numHeaders, bodySize, numTrailers)
+}
+
+func onLog(contextID uint32) {
+	currentContext = contextID
+	s, ok := streams[contextID]
+	if !ok || s.done || s.ctx == nil {
+		return
+	}
+	s.done = true
+	defer func() { rootPanic("proxy_on_log", recover()) }()
+	s.ctx.OnHttpStreamDone()
+}
+
+func onDelete(contextID uint32) {
+	delete(streams, contextID)
+	delete(roots, contextID)
+	for id, c := range callout {
+		if c.contextID == contextID {
+			delete(callout, id)
+		}
+	}
+}
+
+// rootPanic logs the value r recovered from a root callback's panic; it
+// reports whether there was one. recover() must be called by the deferred
+// function itself, so callers pass its result in.
+func rootPanic(where string, r any) bool {
+	if r == nil {
+		return false
+	}
+	LogCritical(where + ": panic: " + panicText(r) + "\n" + stack())
+	return true
+}
+
+// streamPanic logs the value r recovered from a stream callback's panic and
+// answers the stream with the filter's panic handler (or a plain 500); it
+// reports whether there was one.
+func streamPanic(contextID uint32, r any) bool {
+	if r == nil {
+		return false
+	}
+	LogCritical("stream " + strconv.FormatUint(uint64(contextID), 10) + ": panic: " + panicText(r) + "\n" + stack())
+	if s, ok := streams[contextID]; ok {
+		s.ctx = nil // the context's state is unknown now: no more callbacks
+	}
+	func() {
+		defer func() {
+			if r2 := recover(); r2 != nil {
+				LogCritical("panic handler: panic: " + panicText(r2))
+			}
+		}()
+		if panicHandler != nil {
+			panicHandler(r)
+			return
+		}
+		_ = SendHttpResponse(500, nil, []byte("internal error"), -1)
+	}()
+	return true
+}
+
+func panicText(r any) string {
+	switch v := r.(type) {
+	case string:
+		return v
+	case error:
+		return v.Error()
+	}
+	return "non-error panic value"
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// stack returns the calling goroutine's stack (runtime/debug would pull in fmt and os).
+func stack() string {
+	buf := make([]byte, 4096)
+	return string(buf[:runtime.Stack(buf, false)])
+}

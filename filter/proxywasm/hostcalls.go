@@ -1,0 +1,211 @@
+package proxywasm
+
+import (
+	"unsafe"
+
+	"ai-proxy/filter/proxywasm/abi"
+)
+
+// StatusError is a proxy_status_t other than OK returned by a host call.
+type StatusError abi.Status
+
+func (e StatusError) Error() string { return "proxy-wasm host: " + abi.Status(e).String() }
+
+// Sentinels for the statuses callers branch on; compare with errors.Is.
+var (
+	ErrNotFound      error = StatusError(abi.StatusNotFound)
+	ErrBadArgument   error = StatusError(abi.StatusBadArgument)
+	ErrUnimplemented error = StatusError(abi.StatusUnimplemented)
+	ErrEmpty         error = StatusError(abi.StatusEmpty)
+)
+
+func statusErr(s uint32) error {
+	if s == uint32(abi.StatusOK) {
+		return nil
+	}
+	return StatusError(s)
+}
+
+// ---- logging (legal in every callback)
+
+func logAt(level abi.LogLevel, msg string) {
+	rawLog(uint32(level), stringPtr(msg), uint32(len(msg)))
+}
+
+func LogTrace(msg string)    { logAt(abi.LogTrace, msg) }
+func LogDebug(msg string)    { logAt(abi.LogDebug, msg) }
+func LogInfo(msg string)     { logAt(abi.LogInfo, msg) }
+func LogWarn(msg string)     { logAt(abi.LogWarn, msg) }
+func LogError(msg string)    { logAt(abi.LogError, msg) }
+func LogCritical(msg string) { logAt(abi.LogCritical, msg) }
+
+// ---- buffers
+
+// GetBuffer returns bytes [start, start+maxSize) of a buffer in memory owned by
+// the caller. An absent or empty buffer gives (nil, nil).
+func GetBuffer(bt abi.BufferType, start, maxSize int) ([]byte, error) {
+	var ptr *byte
+	var n uint32
+	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	if st == uint32(abi.StatusNotFound) || st == uint32(abi.StatusEmpty) {
+		return nil, nil
+	}
+	if err := statusErr(st); err != nil {
+		return nil, err
+	}
+	return hostBytes(ptr, n), nil
+}
+
+// GetPluginConfiguration reads the plugin configuration (legal in OnPluginStart only).
+func GetPluginConfiguration() ([]byte, error) {
+	return GetBuffer(abi.BufferPluginConfiguration, 0, abi.MaxBufferSize)
+}
+
+// GetVMConfiguration reads the VM configuration (legal in OnVMStart only).
+func GetVMConfiguration() ([]byte, error) {
+	return GetBuffer(abi.BufferVMConfiguration, 0, abi.MaxBufferSize)
+}
+
+// ReplaceBuffer replaces the whole content of a body buffer.
+func ReplaceBuffer(bt abi.BufferType, data []byte) error {
+	return statusErr(rawSetBufferBytes(uint32(bt), 0, abi.MaxBufferSize, bytesPtr(data), uint32(len(data))))
+}
+
+// ---- header maps
+
+// GetHeaders returns a copy of a header map.
+func GetHeaders(mt abi.MapType) ([]abi.Header, error) {
+	var ptr *byte
+	var n uint32
+	useScratch = true
+	st := rawGetHeaderMapPairs(uint32(mt), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	useScratch = false
+	if err := statusErr(st); err != nil {
+		return nil, err
+	}
+	if ptr == nil || n == 0 {
+		return nil, nil
+	}
+	return abi.DecodeHeaders(unsafe.Slice(ptr, int(n)))
+}
+
+// GetHeader returns the value of one header; ErrNotFound when absent.
+func GetHeader(mt abi.MapType, name string) (string, error) {
+	var ptr *byte
+	var n uint32
+	useScratch = true
+	st := rawGetHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	useScratch = false
+	if err := statusErr(st); err != nil {
+		return "", err
+	}
+	if ptr == nil || n == 0 {
+		return "", nil
+	}
+	return string(unsafe.Slice(ptr, int(n))), nil
+}
+
+// ReplaceHeader sets a header, replacing any value it had.
+func ReplaceHeader(mt abi.MapType, name, value string) error {
+	return statusErr(rawReplaceHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), stringPtr(value), uint32(len(value))))
+}
+
+// AddHeader adds a value to a header.
+func AddHeader(mt abi.MapType, name, value string) error {
+	return statusErr(rawAddHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), stringPtr(value), uint32(len(value))))
+}
+
+// RemoveHeader removes a header (absent is not an error).
+func RemoveHeader(mt abi.MapType, name string) error {
+	err := statusErr(rawRemoveHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name))))
+	if err == ErrNotFound {
+		return nil
+	}
+	return err
+}
+
+// headerScratch holds encoded header maps for the host calls that take one.
+var headerScratch []byte
+
+// ---- stream control
+
+// SendHttpResponse answers the current stream with a local response. The
+// callback must then return ActionPause.
+func SendHttpResponse(status int, headers []abi.Header, body []byte, grpcStatus int32) error {
+	headerScratch = abi.AppendHeaders(headerScratch[:0], headers)
+	return statusErr(rawSendLocalResponse(uint32(status), nil, 0,
+		bytesPtr(body), uint32(len(body)),
+		bytesPtr(headerScratch), uint32(len(headerScratch)), grpcStatus))
+}
+
+// ContinueStream resumes a paused request (abi.StreamHTTPRequest) or response.
+func ContinueStream(t abi.StreamType) error { return statusErr(rawContinueStream(uint32(t))) }
+
+// SetEffectiveContext makes later host calls act on another context.
+func SetEffectiveContext(contextID uint32) error {
+	return statusErr(rawSetEffectiveContext(contextID))
+}
+
+// DispatchHttpCall sends an HTTP request to upstream (a cluster name on Envoy,
+// "host:port" on APISIX). headers must hold :method, :path and :authority. fn
+// runs in proxy_on_http_call_response with the dispatching stream as the
+// effective context; it is dropped if the stream ends first.
+func DispatchHttpCall(upstream string, headers []abi.Header, body []byte, timeoutMS uint32, fn CallResponseFunc) (uint32, error) {
+	headerScratch = abi.AppendHeaders(headerScratch[:0], headers)
+	var id uint32
+	st := rawHttpCall(stringPtr(upstream), uint32(len(upstream)),
+		bytesPtr(headerScratch), uint32(len(headerScratch)),
+		bytesPtr(body), uint32(len(body)),
+		nil, 0, timeoutMS, unsafe.Pointer(&id))
+	if err := statusErr(st); err != nil {
+		return 0, err
+	}
+	callout[id] = pendingCall{contextID: currentContext, fn: fn}
+	return id, nil
+}
+
+// GetCallResponseHeaders returns the headers of the call response being delivered.
+func GetCallResponseHeaders() ([]abi.Header, error) {
+	return GetHeaders(abi.MapHTTPCallResponseHeaders)
+}
+
+// GetCallResponseBody returns the body of the call response being delivered.
+func GetCallResponseBody(size int) ([]byte, error) {
+	return GetBuffer(abi.BufferHTTPCallResponseBody, 0, size)
+}
+
+// ---- properties
+
+// SetProperty sets a stream property (path segments joined by NUL).
+func SetProperty(path []byte, value []byte) error {
+	return statusErr(rawSetProperty(bytesPtr(path), uint32(len(path)), bytesPtr(value), uint32(len(value))))
+}
+
+// GetProperty returns a copy of a property; ErrNotFound when absent.
+func GetProperty(path []byte) ([]byte, error) {
+	var ptr *byte
+	var n uint32
+	st := rawGetProperty(bytesPtr(path), uint32(len(path)), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	if err := statusErr(st); err != nil {
+		return nil, err
+	}
+	return hostBytes(ptr, n), nil
+}
+
+// ---- metrics
+
+// Metric is a metric defined by the filter.
+type Metric uint32
+
+// DefineMetric defines (or finds) a metric by type and name.
+func DefineMetric(t abi.MetricType, name string) (Metric, error) {
+	var id uint32
+	st := rawDefineMetric(uint32(t), stringPtr(name), uint32(len(name)), unsafe.Pointer(&id))
+	return Metric(id), statusErr(st)
+}
+
+// Increment adds delta to a counter or gauge.
+func (m Metric) Increment(delta int64) error { return statusErr(rawIncrementMetric(uint32(m), delta)) }
+
+// Record sets a gauge or records a histogram value.
+func (m Metric) Record(v uint64) error { return statusErr(rawRecordMetric(uint32(m), v)) }

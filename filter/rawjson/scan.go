@@ -1,0 +1,379 @@
+// Package rawjson validates, scans and writes JSON as raw bytes: no reflection, no
+// intermediate tree, and no dependency on fmt, os or encoding/json, so it can be
+// linked into the wasm filter (gjson cannot: it pulls in encoding/json, hence fmt
+// and os, through github.com/tidwall/pretty).
+//
+// The grammar is RFC 8259 with the same leniency as encoding/json.Valid and
+// gjson.ValidBytes: bytes inside strings are not checked for UTF-8 validity (they
+// are passed through untouched); raw control characters (< 0x20) inside strings
+// are rejected. Nesting deeper than MaxDepth arrays/objects is rejected, as
+// encoding/json does.
+//
+// Nothing in this package allocates except the Append* functions when dst lacks
+// capacity and Unquote, which returns a new string.
+package rawjson
+
+import "errors"
+
+// ErrSyntax reports bytes that are not valid JSON (including nesting deeper than
+// MaxDepth).
+var ErrSyntax = errors.New("invalid JSON")
+
+// MaxDepth is the deepest nesting of arrays and objects accepted: the same limit
+// as encoding/json.
+const MaxDepth = 10000
+
+// isSpace reports JSON insignificant whitespace.
+func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
+
+// SkipSpace returns the index of the first byte at or after i that is not JSON
+// whitespace, or len(b).
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// Valid reports whether b holds exactly one JSON value, optionally surrounded by
+// whitespace.
+func Valid(b []byte) bool {
+	end, err := Value(b, 0)
+	return err == nil && SkipSpace(b, end) == len(b)
+}
+
+// IsObject reports whether b holds exactly one JSON value, optionally surrounded
+// by whitespace, and that value is an object.
+func IsObject(b []byte) bool {
+	i := SkipSpace(b, 0)
+	return i < len(b) && b[i] == '{' && Valid(b)
+}
+
+// String validates the JSON string that starts at b[i] (which must be '"') and
+// returns the index just past its closing quote, and whether it contains any
+// backslash escape (if not, the bytes between the quotes are the string itself).
+func String(b []byte, i int) (end int, escaped bool, err error) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false, ErrSyntax
+	}
+	i++
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1, escaped, nil
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				return i, escaped, ErrSyntax
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return i, escaped, ErrSyntax
+				}
+				i += 6
+			default:
+				return i, escaped, ErrSyntax
+			}
+		case c < 0x20:
+			return i, escaped, ErrSyntax
+		default:
+			i++
+		}
+	}
+	return i, escaped, ErrSyntax
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// number validates the JSON number starting at b[i].
+func number(b []byte, i int) (int, error) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return i, ErrSyntax
+	}
+	if b[i] == '0' {
+		i++
+	} else if b[i] >= '1' && b[i] <= '9' {
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	} else {
+		return i, ErrSyntax
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, ErrSyntax
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, ErrSyntax
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	return i, nil
+}
+
+func literal(b []byte, i int, lit string) (int, error) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, ErrSyntax
+	}
+	return i + len(lit), nil
+}
+
+// Value validates the JSON value that starts at the first non-whitespace byte at
+// or after i and returns the index just past it (trailing whitespace is not
+// consumed). It is iterative: deep nesting costs no stack, and the container
+// stack is a fixed bit set, so it never allocates.
+func Value(b []byte, i int) (end int, err error) { return value(b, i, MaxDepth) }
+
+// value is Value with a nesting limit of maxDepth containers.
+func value(b []byte, i, maxDepth int) (end int, err error) {
+	// bit d of stack is set when the container at depth d+1 is an object.
+	var stack [MaxDepth/64 + 1]uint64
+	depth := 0
+	for {
+		// Expect a value at i.
+		i = SkipSpace(b, i)
+		if i >= len(b) {
+			return i, ErrSyntax
+		}
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if depth == maxDepth {
+				return i, ErrSyntax
+			}
+			i = SkipSpace(b, i+1)
+			closer := byte(']')
+			if c == '{' {
+				closer = '}'
+			}
+			if i < len(b) && b[i] == closer {
+				i++
+				break // an empty container is a complete value
+			}
+			if c == '{' {
+				stack[depth>>6] |= 1 << (depth & 63)
+				if i, err = memberKey(b, i); err != nil {
+					return i, err
+				}
+			} else {
+				stack[depth>>6] &^= 1 << (depth & 63)
+			}
+			depth++
+			continue // the first element's value
+		case c == '"':
+			if i, _, err = String(b, i); err != nil {
+				return i, err
+			}
+		case c == 't':
+			if i, err = literal(b, i, "true"); err != nil {
+				return i, err
+			}
+		case c == 'f':
+			if i, err = literal(b, i, "false"); err != nil {
+				return i, err
+			}
+		case c == 'n':
+			if i, err = literal(b, i, "null"); err != nil {
+				return i, err
+			}
+		default:
+			if i, err = number(b, i); err != nil {
+				return i, err
+			}
+		}
+		// A value ended at i: close containers until one wants another element.
+		for {
+			if depth == 0 {
+				return i, nil
+			}
+			i = SkipSpace(b, i)
+			if i >= len(b) {
+				return i, ErrSyntax
+			}
+			isObj := stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
+			if b[i] == ',' {
+				i++
+				if isObj {
+					if i, err = memberKey(b, SkipSpace(b, i)); err != nil {
+						return i, err
+					}
+				}
+				break
+			}
+			if isObj && b[i] == '}' || !isObj && b[i] == ']' {
+				i++
+				depth--
+				continue
+			}
+			return i, ErrSyntax
+		}
+	}
+}
+
+// memberKey validates `"key" :` at b[i] and returns the index after the colon.
+func memberKey(b []byte, i int) (int, error) {
+	i, _, err := String(b, i)
+	if err != nil {
+		return i, err
+	}
+	i = SkipSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, ErrSyntax
+	}
+	return i + 1, nil
+}
+
+// Member is one object member as raw bytes of the scanned document.
+type Member struct {
+	// Key is the raw key including its quotes; KeyEscaped reports whether it
+	// contains escapes (when false, Key[1:len(Key)-1] is the key itself).
+	Key        []byte
+	KeyEscaped bool
+	// Value is the raw value bytes, without surrounding whitespace.
+	Value []byte
+}
+
+// ObjectScanner walks the members of one JSON object, validating the document
+// as it goes. Its zero value is not ready: call Reset. It does not allocate.
+//
+//	var s rawjson.ObjectScanner
+//	if err := s.Reset(doc); err != nil { ... }
+//	for s.Next() { m := s.Member(); ... }
+//	if err := s.Err(); err != nil { ... } // the document is invalid
+//
+// When Next returns false with Err() == nil, the whole document was a valid
+// object followed only by whitespace.
+type ObjectScanner struct {
+	b      []byte
+	i      int
+	n      int
+	done   bool
+	err    error
+	m      Member
+	mStart int
+}
+
+// Reset starts scanning doc, which must hold a single object (leading and
+// trailing whitespace allowed). It returns ErrSyntax when doc does not start
+// with '{' after whitespace.
+func (s *ObjectScanner) Reset(doc []byte) error {
+	*s = ObjectScanner{b: doc}
+	i := SkipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		s.done, s.err = true, ErrSyntax
+		return s.err
+	}
+	s.i = i + 1
+	return nil
+}
+
+// Next advances to the next member. It returns false at the end of the object
+// or on a syntax error (see Err).
+func (s *ObjectScanner) Next() bool {
+	if s.done {
+		return false
+	}
+	b := s.b
+	i := SkipSpace(b, s.i)
+	if i >= len(b) {
+		return s.fail(i)
+	}
+	if s.n == 0 {
+		if b[i] == '}' {
+			return s.finish(i + 1)
+		}
+	} else {
+		switch b[i] {
+		case '}':
+			return s.finish(i + 1)
+		case ',':
+			i = SkipSpace(b, i+1)
+		default:
+			return s.fail(i)
+		}
+	}
+	keyStart := i
+	end, escaped, err := String(b, i)
+	if err != nil {
+		return s.fail(end)
+	}
+	keyEnd := end
+	i = SkipSpace(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return s.fail(i)
+	}
+	vStart := SkipSpace(b, i+1)
+	vEnd, err := value(b, vStart, MaxDepth-1) // the object itself is one level
+	if err != nil {
+		return s.fail(vEnd)
+	}
+	s.m = Member{Key: b[keyStart:keyEnd:keyEnd], KeyEscaped: escaped, Value: b[vStart:vEnd:vEnd]}
+	s.mStart = keyStart
+	s.i = vEnd
+	s.n++
+	return true
+}
+
+func (s *ObjectScanner) fail(i int) bool {
+	s.done, s.err, s.i = true, ErrSyntax, i
+	return false
+}
+
+func (s *ObjectScanner) finish(i int) bool {
+	s.done, s.i = true, i
+	if SkipSpace(s.b, i) != len(s.b) {
+		s.err = ErrSyntax
+	}
+	return false
+}
+
+// Member returns the current member (valid after Next returned true). Its slices
+// alias the scanned document.
+func (s *ObjectScanner) Member() Member { return s.m }
+
+// Span returns the byte range [start, end) of the current member in the
+// document, from its key's opening quote to the end of its value.
+func (s *ObjectScanner) Span() (start, end int) { return s.mStart, s.i }
+
+// Err returns ErrSyntax once the scan met invalid JSON, else nil.
+func (s *ObjectScanner) Err() error { return s.err }
+
+// Members returns the members of the object in doc, in document order,
+// validating the whole document. It allocates the slice; it is meant for
+// configuration parsing, not for per-request work.
+func Members(doc []byte) ([]Member, error) {
+	var s ObjectScanner
+	if err := s.Reset(doc); err != nil {
+		return nil, err
+	}
+	var ms []Member
+	for s.Next() {
+		ms = append(ms, s.Member())
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}

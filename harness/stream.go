@@ -1,0 +1,369 @@
+package harness
+
+import (
+	"strings"
+	"time"
+
+	"ai-proxy/filter/proxywasm/abi"
+)
+
+// Plugin is a root context on a VM, created by VM.StartPlugin.
+type Plugin struct {
+	vm    *VM
+	id    uint32
+	cfg   PluginConfig
+	tick  time.Duration     // set by proxy_set_tick_period_milliseconds
+	props map[string][]byte // proxy_set_property while a root context is effective
+}
+
+// ID is the root context id.
+func (p *Plugin) ID() uint32 { return p.id }
+
+// Name is PluginConfig.Name.
+func (p *Plugin) Name() string { return p.cfg.Name }
+
+// VM is the VM the plugin lives on.
+func (p *Plugin) VM() *VM { return p.vm }
+
+// NewStream creates an HTTP context: proxy_on_context_create(id, root).
+// The stream must be finished with Done, which releases the host's state.
+func (p *Plugin) NewStream() *Stream {
+	vm := p.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	s := &Stream{vm: vm, plugin: p, id: vm.newID(), signal: make(chan struct{}, 1)}
+	vm.streams[s.id] = s
+	if vm.broken {
+		vm.failStream(s)
+		return s
+	}
+	if vm.fn.contextCreate != nil {
+		vm.stack[0], vm.stack[1] = uint64(s.id), uint64(p.id)
+		_, _ = vm.callIn(callState{stream: s, plugin: p, phase: phaseCreate}, vm.fn.contextCreate, "proxy_on_context_create")
+	}
+	return s
+}
+
+// Stream is one HTTP context. All its methods take the VM lock; they may be
+// called from any goroutine, but one stream is meant to be driven by one
+// goroutine at a time (the VM may touch it meanwhile from RespondCall).
+//
+// After every Send* the embedder checks, in this order: LocalResponse (the
+// guest answered; send it and stop), the returned Action (Continue: take the
+// buffered body with Take*Body and forward it; Pause: keep buffering, and
+// wait on Signal when no more data will come), then Resumed.
+type Stream struct {
+	vm     *VM
+	plugin *Plugin
+	id     uint32
+
+	reqHeaders, reqTrailers   []abi.Header
+	respHeaders, respTrailers []abi.Header
+	reqBody, respBody         []byte
+	props                     map[string][]byte
+
+	local   *LocalResponse
+	resumed [2]bool // by abi.StreamHTTPRequest / abi.StreamHTTPResponse
+	closed  bool
+	done    bool
+	calls   int // proxy_http_call made from this stream and not answered yet
+	signal  chan struct{}
+}
+
+// ID is the stream's context id.
+func (s *Stream) ID() uint32 { return s.id }
+
+// notify signals the stream without blocking (capacity 1: pending signals merge).
+func (s *Stream) notify() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// lowerHeaders copies hs into dst with lowercase names, as an HTTP/2 proxy
+// presents them to filters.
+func lowerHeaders(dst, hs []abi.Header) []abi.Header {
+	for _, h := range hs {
+		dst = append(dst, abi.Header{strings.ToLower(h[0]), h[1]})
+	}
+	return dst
+}
+
+// begin is the common prologue of Send*: it reports false when the guest must
+// not be called (stream done, or VM broken: the stream then has the trap
+// response).
+func (s *Stream) begin(side abi.StreamType) bool {
+	if s.done {
+		return false
+	}
+	s.resumed[side] = false
+	if s.vm.broken {
+		s.vm.failStream(s)
+		return false
+	}
+	return true
+}
+
+// idle is the Action of a Send* that did not call the guest.
+func (s *Stream) idle() abi.Action {
+	if s.local != nil {
+		return abi.ActionPause
+	}
+	return abi.ActionContinue
+}
+
+// SendRequestHeaders sets the request headers (names lowercased) and calls
+// proxy_on_request_headers(id, len(hs), endOfStream).
+func (s *Stream) SendRequestHeaders(hs []abi.Header, endOfStream bool) abi.Action {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if !s.begin(abi.StreamHTTPRequest) {
+		return s.idle()
+	}
+	s.reqHeaders = lowerHeaders(s.reqHeaders[:0], hs)
+	return vm.streamCall(s, phaseRequestHeaders, vm.fn.reqHeaders, "proxy_on_request_headers", uint64(len(hs)), b2u(endOfStream))
+}
+
+// SendRequestBody appends chunk to the buffered request body and calls
+// proxy_on_request_body(id, bufferedSize, endOfStream). On Continue the
+// embedder forwards TakeRequestBody(); on Pause it keeps buffering.
+//
+// Under ProfileAPISIX, as in APISIX (apisix/wasm.lua), the guest sees the
+// body only if it set the property "wasm_process_req_body" to a non-empty
+// value (else Continue without a call), and only once, whole: chunks before
+// endOfStream answer Pause without a call.
+func (s *Stream) SendRequestBody(chunk []byte, endOfStream bool) abi.Action {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if s.done {
+		return abi.ActionContinue
+	}
+	s.reqBody = append(s.reqBody, chunk...)
+	if !s.begin(abi.StreamHTTPRequest) {
+		return s.idle()
+	}
+	if vm.env.Profile == ProfileAPISIX {
+		if len(s.props["wasm_process_req_body"]) == 0 {
+			return abi.ActionContinue
+		}
+		if !endOfStream {
+			return abi.ActionPause
+		}
+	}
+	return vm.streamCall(s, phaseRequestBody, vm.fn.reqBody, "proxy_on_request_body", uint64(len(s.reqBody)), b2u(endOfStream))
+}
+
+// SendRequestTrailers sets the request trailers and calls
+// proxy_on_request_trailers(id, len(hs)).
+func (s *Stream) SendRequestTrailers(hs []abi.Header) abi.Action {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if !s.begin(abi.StreamHTTPRequest) {
+		return s.idle()
+	}
+	s.reqTrailers = lowerHeaders(s.reqTrailers[:0], hs)
+	return vm.streamCall(s, phaseRequestTrailers, vm.fn.reqTrailers, "proxy_on_request_trailers", uint64(len(hs)), 0)
+}
+
+// SendResponseHeaders sets the response headers (names lowercased; include
+// ":status") and calls proxy_on_response_headers(id, len(hs), endOfStream).
+func (s *Stream) SendResponseHeaders(hs []abi.Header, endOfStream bool) abi.Action {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if !s.begin(abi.StreamHTTPResponse) {
+		return s.idle()
+	}
+	s.respHeaders = lowerHeaders(s.respHeaders[:0], hs)
+	return vm.streamCall(s, phaseResponseHeaders, vm.fn.respHeaders, "proxy_on_response_headers", uint64(len(hs)), b2u(endOfStream))
+}
+
+// SendResponseBody appends chunk to the buffered response body and calls
+// proxy_on_response_body(id, bufferedSize, endOfStream); see SendRequestBody.
+//
+// Under ProfileAPISIX the guest sees the body only if it set the property
+// "wasm_process_resp_body" to a non-empty value, chunk by chunk, and the
+// answer is always Continue: an nginx body filter cannot hold data back.
+func (s *Stream) SendResponseBody(chunk []byte, endOfStream bool) abi.Action {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if s.done {
+		return abi.ActionContinue
+	}
+	s.respBody = append(s.respBody, chunk...)
+	if !s.begin(abi.StreamHTTPResponse) {
+		return s.idle()
+	}
+	if vm.env.Profile == ProfileAPISIX {
+		if len(s.props["wasm_process_resp_body"]) == 0 {
+			return abi.ActionContinue
+		}
+		vm.streamCall(s, phaseResponseBody, vm.fn.respBody, "proxy_on_response_body", uint64(len(s.respBody)), b2u(endOfStream))
+		return s.idle()
+	}
+	return vm.streamCall(s, phaseResponseBody, vm.fn.respBody, "proxy_on_response_body", uint64(len(s.respBody)), b2u(endOfStream))
+}
+
+// SendResponseTrailers sets the response trailers and calls
+// proxy_on_response_trailers(id, len(hs)).
+func (s *Stream) SendResponseTrailers(hs []abi.Header) abi.Action {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if !s.begin(abi.StreamHTTPResponse) {
+		return s.idle()
+	}
+	s.respTrailers = lowerHeaders(s.respTrailers[:0], hs)
+	return vm.streamCall(s, phaseResponseTrailers, vm.fn.respTrailers, "proxy_on_response_trailers", uint64(len(hs)), 0)
+}
+
+func copyHeaders(hs []abi.Header) []abi.Header {
+	if hs == nil {
+		return nil
+	}
+	return append([]abi.Header(nil), hs...)
+}
+
+// RequestHeaders returns the request headers as the guest left them (a copy).
+func (s *Stream) RequestHeaders() []abi.Header {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return copyHeaders(s.reqHeaders)
+}
+
+// RequestTrailers returns the request trailers as the guest left them (a copy).
+func (s *Stream) RequestTrailers() []abi.Header {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return copyHeaders(s.reqTrailers)
+}
+
+// ResponseHeaders returns the response headers as the guest left them (a copy).
+func (s *Stream) ResponseHeaders() []abi.Header {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return copyHeaders(s.respHeaders)
+}
+
+// ResponseTrailers returns the response trailers as the guest left them (a copy).
+func (s *Stream) ResponseTrailers() []abi.Header {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return copyHeaders(s.respTrailers)
+}
+
+// RequestBody returns a copy of the buffered request body.
+func (s *Stream) RequestBody() []byte {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return append([]byte(nil), s.reqBody...)
+}
+
+// ResponseBody returns a copy of the buffered response body.
+func (s *Stream) ResponseBody() []byte {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return append([]byte(nil), s.respBody...)
+}
+
+// TakeRequestBody returns the buffered request body and empties the buffer.
+// The caller owns the returned slice.
+func (s *Stream) TakeRequestBody() []byte {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	b := s.reqBody
+	s.reqBody = nil
+	return b
+}
+
+// TakeResponseBody returns the buffered response body and empties the
+// buffer. The caller owns the returned slice.
+func (s *Stream) TakeResponseBody() []byte {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	b := s.respBody
+	s.respBody = nil
+	return b
+}
+
+// LocalResponse is what the guest sent with proxy_send_local_response, or
+// the filter_trap 500 after a trap; nil otherwise. Do not modify it.
+func (s *Stream) LocalResponse() *LocalResponse {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return s.local
+}
+
+// Resumed reports whether the guest called proxy_continue_stream(t) since
+// the last Send* on that side (under ProfileAPISIX, also after an http call
+// response that did not answer locally).
+func (s *Stream) Resumed(t abi.StreamType) bool {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	if t > abi.StreamHTTPResponse {
+		return false
+	}
+	return s.resumed[t]
+}
+
+// Closed reports whether the guest called proxy_close_stream: the embedder
+// should reset the stream.
+func (s *Stream) Closed() bool {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return s.closed
+}
+
+// Signal receives after proxy_continue_stream, proxy_close_stream, a local
+// response, or a trap of the VM. Signals merge: after a receive, check the
+// state (LocalResponse, Closed, Resumed) rather than counting signals.
+func (s *Stream) Signal() <-chan struct{} { return s.signal }
+
+// Properties returns the values the guest set with proxy_set_property on
+// this stream (a copy of the map; the values are shared). Keys are the path
+// segments joined by ".".
+func (s *Stream) Properties() map[string][]byte {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	out := make(map[string][]byte, len(s.props))
+	for k, v := range s.props {
+		out[k] = v
+	}
+	return out
+}
+
+// Done ends the stream: proxy_on_log, proxy_on_done and proxy_on_delete, in
+// that order, once (later calls do nothing), and the VM forgets the stream.
+// Calls the stream made that are still pending stay pending: they are
+// answered to the root context as usual.
+func (s *Stream) Done() {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if s.done {
+		return
+	}
+	s.done = true
+	if !vm.broken {
+		vm.streamCall(s, phaseLog, vm.fn.log, "proxy_on_log", 0, 0)
+	}
+	if !vm.broken {
+		vm.streamCall(s, phaseDone, vm.fn.done, "proxy_on_done", 0, 0)
+	}
+	if !vm.broken {
+		vm.streamCall(s, phaseDelete, vm.fn.delete, "proxy_on_delete", 0, 0)
+	}
+	delete(vm.streams, s.id)
+}
