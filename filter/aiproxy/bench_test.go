@@ -1,34 +1,17 @@
 package aiproxy_test
 
 import (
-	"bytes"
-	"strconv"
 	"testing"
 
-	"ai-proxy/filter/config"
 	"ai-proxy/filter/proxywasm/abi"
-	"ai-proxy/filter/shape"
+	"ai-proxy/filter/shape/shapetest"
 	"ai-proxy/harness"
 )
-
-// chatBodyOfSize builds a chat request of about n bytes with many messages.
-func chatBodyOfSize(n int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"model":"client-model","stream":false,"messages":[`)
-	for i := 0; b.Len() < n-64; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`{"role":"user","content":"message number ` + strconv.Itoa(i) + ` with some text \"quoted\" and unicode \u00e9 to make it realistic"}`)
-	}
-	b.WriteString(`],"temperature":0.2}`)
-	return b.Bytes()
-}
 
 var benchSizes = []struct {
 	name string
 	size int
-}{{"1KB", 1 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}}
+}{{"1KB", 1 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}, {"4MiB", 4 << 20}}
 
 var okAnswer = &harness.CallResponse{
 	Headers: []abi.Header{{":status", "200"}, {"content-type", "application/json"}},
@@ -67,43 +50,18 @@ func BenchmarkCalloutBoundary(b *testing.B) {
 	}
 }
 
-// BenchmarkShapeWasm runs the request through the module at several body
-// sizes; compare with BenchmarkShapeNative for the wasm/native ratio.
-func BenchmarkShapeWasm(b *testing.B) {
+// BenchmarkCalloutBodySize is a whole callout request through the module at
+// several body sizes: shaping plus every copy across the boundary.
+func BenchmarkCalloutBodySize(b *testing.B) {
 	for _, sz := range benchSizes {
 		b.Run(sz.name, func(b *testing.B) {
 			vm, p := newPlugin(b, harness.ProfileEnvoy, seedConf)
 			hs := requestHeaders()
-			body := chatBodyOfSize(sz.size)
+			body := shapetest.ChatBody(sz.size)
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				oneCallout(b, vm, p, hs, body)
-			}
-		})
-	}
-}
-
-// BenchmarkShapeNative is the same shaping code compiled natively.
-func BenchmarkShapeNative(b *testing.B) {
-	cfg, err := config.Parse([]byte(seedConf))
-	if err != nil {
-		b.Fatal(err)
-	}
-	plan := shape.NewPlan(cfg.Model, cfg.Options)
-	for _, sz := range benchSizes {
-		b.Run(sz.name, func(b *testing.B) {
-			body := chatBodyOfSize(sz.size)
-			var dst []byte
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				out, _, err := plan.Request(dst[:0], body)
-				if err != nil {
-					b.Fatal(err)
-				}
-				dst = out
 			}
 		})
 	}
@@ -115,7 +73,7 @@ func BenchmarkVMMemory(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		vm, p := newPlugin(b, harness.ProfileEnvoy, seedConf)
 		hs := requestHeaders()
-		body := chatBodyOfSize(4 << 10)
+		body := shapetest.ChatBody(4 << 10)
 		var after1k uint32
 		for r := 1; r <= 100_000; r++ {
 			oneCallout(b, vm, p, hs, body)

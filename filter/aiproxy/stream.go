@@ -91,11 +91,16 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 	if !endOfStream {
 		return abi.ActionPause
 	}
-	body, err := proxywasm.GetBuffer(abi.BufferHTTPRequestBody, 0, bodySize)
+	// The body is read into scratch memory and shaped into the VM's reusable
+	// output buffer; proxy_http_call copies it out, so neither outlives this callback.
+	body, err := proxywasm.GetBufferScratch(abi.BufferHTTPRequestBody, 0, bodySize)
 	if err != nil {
 		return s.fail(apierror.Internal, "cannot read the request body: "+err.Error())
 	}
-	out, info, err := p.plan.Request(nil, body)
+	out, info, err := p.plan.Request(shapeBuf[:0], body)
+	if len(out) > 0 && cap(out) <= maxReusedBuffer && &out[0] != &body[0] {
+		shapeBuf = out
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, shape.ErrEmptyBody):
@@ -211,6 +216,13 @@ func (s *Stream) fail(kind apierror.Kind, detail string) abi.Action {
 	}
 	return abi.ActionPause
 }
+
+// shapeBuf is the VM's reusable output buffer for shaped bodies (a VM runs
+// one callback at a time). Buffers above maxReusedBuffer are not kept, so a
+// rare huge request does not pin its memory.
+var shapeBuf []byte
+
+const maxReusedBuffer = 4 << 20
 
 var (
 	processReqBody = []byte("wasm_process_req_body")

@@ -56,6 +56,28 @@ func GetBuffer(bt abi.BufferType, start, maxSize int) ([]byte, error) {
 	return hostBytes(ptr, n), nil
 }
 
+// GetBufferScratch is GetBuffer into the binding's reusable scratch memory:
+// the bytes are valid only until the next host call that returns data, so the
+// caller must be done with them (or copy them) before that. It saves the
+// allocation of a body-sized buffer on every request.
+func GetBufferScratch(bt abi.BufferType, start, maxSize int) ([]byte, error) {
+	var ptr *byte
+	var n uint32
+	useScratch = true
+	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	useScratch = false
+	if st == uint32(abi.StatusNotFound) || st == uint32(abi.StatusEmpty) {
+		return nil, nil
+	}
+	if err := statusErr(st); err != nil {
+		return nil, err
+	}
+	if ptr == nil || n == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice(ptr, int(n)), nil
+}
+
 // GetPluginConfiguration reads the plugin configuration (legal in OnPluginStart only).
 func GetPluginConfiguration() ([]byte, error) {
 	return GetBuffer(abi.BufferPluginConfiguration, 0, abi.MaxBufferSize)

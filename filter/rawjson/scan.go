@@ -58,6 +58,14 @@ func String(b []byte, i int) (end int, escaped bool, err error) {
 	}
 	i++
 	for i < len(b) {
+		// Skip eight plain bytes at a time: string content is most of a chat
+		// body, and 64-bit word tests are cheap in wasm where byte loops are not.
+		for i+8 <= len(b) && !specialInWord(load64(b, i)) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -85,6 +93,28 @@ func String(b []byte, i int) (end int, escaped bool, err error) {
 		}
 	}
 	return i, escaped, ErrSyntax
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// specialInWord reports whether any byte of the little-endian word w is '"',
+// '\\' or a control character (< 0x20): the bytes that end a plain run in a
+// JSON string. Classic SWAR tests; exact for bytes below 0x80, and bytes at or
+// above 0x80 can only cause a false positive, which the byte loop then handles.
+func specialInWord(w uint64) bool {
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w)&highs != 0
+}
+
+// load64 reads b[i:i+8] as a little-endian word; the caller checks bounds.
+func load64(b []byte, i int) uint64 {
+	_ = b[i+7]
+	return uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+		uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
 }
 
 func isHex(c byte) bool {

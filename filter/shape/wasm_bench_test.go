@@ -1,0 +1,95 @@
+package shape_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"ai-proxy/filter/config"
+	"ai-proxy/filter/shape"
+	"ai-proxy/filter/shape/shapetest"
+)
+
+var sizes = []struct {
+	name string
+	n    int
+}{{"1KB", 1 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}, {"4MiB", 4 << 20}}
+
+func benchPlan() *shape.Plan {
+	return shape.NewPlan("gpt-4", []config.Option{{Key: "max_tokens", Raw: []byte("512")}, {Key: "temperature", Raw: []byte("1.0")}})
+}
+
+// BenchmarkShapeNative is the shaping pass compiled natively.
+func BenchmarkShapeNative(b *testing.B) {
+	plan := benchPlan()
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			body := shapetest.ChatBody(sz.n)
+			var out []byte
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				o, _, err := plan.Request(out[:0], body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out = o
+			}
+		})
+	}
+}
+
+// BenchmarkShapeInWasm is the same pass compiled to wasm (testdata/wasmbench)
+// and run by wazero, without any proxy-wasm plumbing around it.
+func BenchmarkShapeInWasm(b *testing.B) {
+	ctx := context.Background()
+	wasmPath := filepath.Join(b.TempDir(), "wasmbench.wasm")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", wasmPath, "./testdata/wasmbench")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	code, err := os.ReadFile(wasmPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	compiled, err := r.CompileModule(ctx, code)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithStartFunctions("_initialize").WithName(""))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer mod.Close(ctx)
+			body := shapetest.ChatBody(sz.n)
+			res, err := mod.ExportedFunction("input_buffer").Call(ctx, uint64(len(body)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !mod.Memory().Write(uint32(res[0]), body) {
+				b.Fatal("write")
+			}
+			shapeFn := mod.ExportedFunction("shape_input")
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := shapeFn.Call(ctx)
+				if err != nil || res[0] == 0 {
+					b.Fatalf("shape_input: %v %v", res, err)
+				}
+			}
+		})
+	}
+}
