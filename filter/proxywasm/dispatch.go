@@ -141,6 +141,9 @@ func onLog(contextID uint32) {
 }
 
 func onDelete(contextID uint32) {
+	if _, ok := streams[contextID]; ok {
+		defer maybeCollect()
+	}
 	delete(streams, contextID)
 	delete(roots, contextID)
 	for id, c := range callout {
