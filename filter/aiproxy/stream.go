@@ -62,8 +62,14 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 	// APISIX's wasm host delivers the request body only to filters that ask
 	// for it; other hosts keep the property as filter state.
 	_ = proxywasm.SetProperty(processReqBody, one)
-	// Pause: the request must not reach the upstream before the LLM answered.
-	return abi.ActionPause
+	if p.cfg.Passthrough {
+		// The body the upstream gets is the LLM's answer, of another length.
+		// Headers cannot change once they have gone on, so drop it now.
+		_ = proxywasm.RemoveHeader(abi.MapHTTPRequestHeaders, "content-length")
+	}
+	// Continue: the body callbacks hold the request (see RATIONALE.md, "Why
+	// do request headers continue?").
+	return abi.ActionContinue
 }
 
 // isJSONContentType accepts application/json and application/*+json, with parameters.
@@ -191,8 +197,6 @@ func (s *Stream) onLLMResponse(numHeaders, bodySize, _ int) {
 		s.fail(apierror.Unsupported, "this proxy cannot replace the request body, so passthrough=true is not available here")
 		return
 	}
-	_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, "content-type", "application/json")
-	_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, "content-length", strconv.Itoa(len(body)))
 	s.answered = true
 	if err := proxywasm.ContinueStream(abi.StreamHTTPRequest); err != nil {
 		proxywasm.LogError("ai-proxy: cannot resume the request: " + err.Error())

@@ -1,0 +1,59 @@
+# ai-proxy: an LLM gateway as one proxy-wasm filter in Go, plus a wazero-based
+# gateway that hosts it. See README.md.
+
+GO           ?= go
+BUILD        := build
+WASM         := $(BUILD)/ai-proxy.wasm
+GATEWAY      := $(BUILD)/gateway
+TEST_TIMEOUT ?= 10m
+MOCK_LLM     ?= 127.0.0.1:18081
+
+.PHONY: all build test run bench lint check clean
+
+all: build
+
+## build: build/ai-proxy.wasm (the filter, standard Go wasip1 reactor) and build/gateway
+build:
+	@mkdir -p $(BUILD)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $(WASM) ./filter
+	$(GO) build -o $(GATEWAY) ./harness/cmd/gateway
+
+## test: every test (unit, harness, e2e through build/gateway)
+test: build
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## run: the gateway on 127.0.0.1:9080 with the seed's first example; the embedded
+## mock LLM, or the real OpenAI API when OPENAI_API_KEY is set
+run: build
+	@if [ -n "$$OPENAI_API_KEY" ]; then \
+		umask 077; \
+		awk '{ gsub(/__OPENAI_API_KEY__/, ENVIRON["OPENAI_API_KEY"]); print }' run/openai.yaml > $(BUILD)/run-openai.yaml; \
+		config=$(BUILD)/run-openai.yaml; mock=""; \
+		echo "ai-proxy: OPENAI_API_KEY is set: talking to api.openai.com"; \
+	else \
+		config=run/gateway.yaml; mock="-mock-llm $(MOCK_LLM)"; \
+		echo "ai-proxy: mock LLM on $(MOCK_LLM) (set OPENAI_API_KEY to talk to OpenAI)"; \
+	fi; \
+	echo "ai-proxy: listening on http://127.0.0.1:9080 (admin http://127.0.0.1:9901); try:"; \
+	echo ""; \
+	echo "  curl http://127.0.0.1:9080/anything -X POST -H 'Content-Type: application/json' -H 'Host: api.openai.com:443' -d '{\"messages\":[{\"role\":\"system\",\"content\":\"You are a mathematician\"},{\"role\":\"user\",\"content\":\"What is 1+1?\"}]}'"; \
+	echo ""; \
+	exec ./$(GATEWAY) -config $$config $$mock
+
+## bench: the benchmarks, with allocations
+bench: build
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+## lint: go vet (native and wasip1) and gofmt
+lint:
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter/...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+
+## check: lint, then fail if go mod tidy or anything else leaves the tree dirty
+check: lint
+	$(GO) mod tidy
+	git diff --exit-code
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,614 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"ai-proxy/harness/bootstrap"
+)
+
+// Timeouts of the gateway process.
+const (
+	readyTimeout = 45 * time.Second // compile the module, start the VMs, listen
+	stopTimeout  = 20 * time.Second // SIGTERM to exit (the gateway drains in-flight requests for up to 10s)
+	callTimeout  = 10 * time.Second // one client request; the slowest expected answer takes ~1.5s
+	readyLine    = "gateway: ready"
+)
+
+// Listener is one listener of a generated bootstrap: an HTTP connection
+// manager with one route and, when Plugin is set, the ai-proxy wasm filter.
+type Listener struct {
+	Name        string
+	Port        int    // 0: a free port is picked when the gateway starts
+	BufferLimit int    // per_connection_buffer_limit_bytes; 0: Envoy's default (1 MiB)
+	Plugin      string // the ai-proxy configuration (JSON); "": no wasm filter
+	Cluster     string // the route's cluster
+	Prefix      string // the route's match prefix; "": "/"
+	Timeout     string // the route's timeout ("10s"); "": Envoy's default
+}
+
+// Cluster is one STATIC (by default) cluster of a generated bootstrap.
+type Cluster struct {
+	Name string
+	Host string // "": 127.0.0.1
+	Port int
+	Type string // "": STATIC
+	TLS  bool   // envoy.transport_sockets.tls, no validation_context
+	SNI  string
+}
+
+// Bootstrap describes a generated Envoy bootstrap.
+type Bootstrap struct {
+	AdminPort int // 0: a free port is picked when the gateway starts
+	Listeners []Listener
+	Clusters  []Cluster
+	WasmFile  string // "": build/ai-proxy.wasm (absolute)
+}
+
+// Doc is the bootstrap as a YAML/JSON document.
+func (b Bootstrap) Doc() map[string]any {
+	wasm := b.WasmFile
+	if wasm == "" {
+		wasm = wasmPath
+	}
+	sock := func(host string, port int) map[string]any {
+		return map[string]any{"socket_address": map[string]any{"address": host, "port_value": port}}
+	}
+	var listeners []any
+	for _, l := range b.Listeners {
+		route := map[string]any{"cluster": l.Cluster}
+		if l.Timeout != "" {
+			route["timeout"] = l.Timeout
+		}
+		prefix := l.Prefix
+		if prefix == "" {
+			prefix = "/"
+		}
+		var filters []any
+		if l.Plugin != "" {
+			filters = append(filters, map[string]any{
+				"name": "envoy.filters.http.wasm",
+				"typed_config": map[string]any{
+					"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+					"config": map[string]any{
+						"name":    "ai-proxy",
+						"root_id": "ai-proxy",
+						"configuration": map[string]any{
+							"@type": "type.googleapis.com/google.protobuf.StringValue",
+							"value": l.Plugin,
+						},
+						"vm_config": map[string]any{
+							"runtime": "envoy.wasm.runtime.v8",
+							"code":    map[string]any{"local": map[string]any{"filename": wasm}},
+						},
+					},
+				},
+			})
+		}
+		filters = append(filters, map[string]any{
+			"name": "envoy.filters.http.router",
+			"typed_config": map[string]any{
+				"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+			},
+		})
+		ln := map[string]any{
+			"name":    l.Name,
+			"address": sock("127.0.0.1", l.Port),
+			"filter_chains": []any{map[string]any{"filters": []any{map[string]any{
+				"name": "envoy.filters.network.http_connection_manager",
+				"typed_config": map[string]any{
+					"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+					"stat_prefix": l.Name,
+					"route_config": map[string]any{
+						"name": l.Name + "_route",
+						"virtual_hosts": []any{map[string]any{
+							"name":    "all",
+							"domains": []any{"*"},
+							"routes": []any{map[string]any{
+								"match": map[string]any{"prefix": prefix},
+								"route": route,
+							}},
+						}},
+					},
+					"http_filters": filters,
+				},
+			}}}},
+		}
+		if l.BufferLimit > 0 {
+			ln["per_connection_buffer_limit_bytes"] = l.BufferLimit
+		}
+		listeners = append(listeners, ln)
+	}
+	var clusters []any
+	for _, c := range b.Clusters {
+		host, typ := c.Host, c.Type
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		if typ == "" {
+			typ = "STATIC"
+		}
+		cl := map[string]any{
+			"name":            c.Name,
+			"type":            typ,
+			"connect_timeout": "1s",
+			"load_assignment": map[string]any{
+				"cluster_name": c.Name,
+				"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
+					"endpoint": map[string]any{"address": sock(host, c.Port)},
+				}}}},
+			},
+		}
+		if c.TLS {
+			tls := map[string]any{"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"}
+			if c.SNI != "" {
+				tls["sni"] = c.SNI
+			}
+			cl["transport_socket"] = map[string]any{"name": "envoy.transport_sockets.tls", "typed_config": tls}
+		}
+		clusters = append(clusters, cl)
+	}
+	return map[string]any{
+		"admin":            map[string]any{"address": sock("127.0.0.1", b.AdminPort)},
+		"static_resources": map[string]any{"listeners": listeners, "clusters": clusters},
+	}
+}
+
+// YAML is the bootstrap file.
+func (b Bootstrap) YAML() []byte {
+	out, err := yaml.Marshal(b.Doc())
+	if err != nil {
+		panic(err) // plain maps: cannot fail
+	}
+	return out
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// closedPort returns a port on 127.0.0.1 where nothing listens.
+func closedPort(t *testing.T) int { return freePort(t) }
+
+// output collects a process's stdout and stderr and notices the ready line.
+type output struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready chan struct{}
+	once  sync.Once
+}
+
+func newOutput() *output { return &output{ready: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(p)
+	if bytes.Contains(o.buf.Bytes(), []byte(readyLine)) {
+		o.once.Do(func() { close(o.ready) })
+	}
+	return len(p), nil
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// Gateway is a running build/gateway process.
+type Gateway struct {
+	t      *testing.T
+	Boot   Bootstrap // with the ports it runs on
+	File   string    // the bootstrap file
+	cmd    *exec.Cmd
+	out    *output
+	exited chan struct{}
+	mu     sync.Mutex
+	done   bool
+}
+
+// StartGateway writes b (free ports filled in) to a file, starts build/gateway
+// on it with the extra args, from the repository root, and waits until it is
+// ready. The gateway is stopped at the end of the test, which then checks that
+// it exits 0 on SIGTERM.
+func StartGateway(t *testing.T, b Bootstrap, args ...string) *Gateway {
+	t.Helper()
+	needBuild(t)
+	for attempt := 1; ; attempt++ {
+		boot := withPorts(t, b)
+		g, err := launch(t, boot, args)
+		if err == nil {
+			t.Cleanup(g.Stop)
+			return g
+		}
+		if errors.Is(err, errAddrInUse) && attempt < 3 {
+			t.Logf("attempt %d: %v; retrying with other ports", attempt, err)
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+func withPorts(t *testing.T, b Bootstrap) Bootstrap {
+	t.Helper()
+	out := b
+	if out.AdminPort == 0 {
+		out.AdminPort = freePort(t)
+	}
+	out.Listeners = append([]Listener(nil), b.Listeners...)
+	for i := range out.Listeners {
+		if out.Listeners[i].Port == 0 {
+			out.Listeners[i].Port = freePort(t)
+		}
+	}
+	return out
+}
+
+// writeBootstrap checks the generated file against Envoy's schema and the
+// gateway's subset (so that a mistake in the test is reported as such) and
+// writes it to a temporary file.
+func writeBootstrap(t *testing.T, data []byte) string {
+	t.Helper()
+	if _, err := bootstrap.Parse(data); err != nil {
+		t.Fatalf("the test's bootstrap is not valid: %v\n%s", err, data)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "bootstrap-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
+func launch(t *testing.T, boot Bootstrap, args []string) (*Gateway, error) {
+	t.Helper()
+	g := &Gateway{t: t, Boot: boot, File: writeBootstrap(t, boot.YAML()), out: newOutput(), exited: make(chan struct{})}
+	return launchFile(t, g, args...)
+}
+
+// launchFile starts build/gateway on g.File and waits until it is ready: it
+// printed the ready line, or every listener of g.Boot accepts connections.
+// The caller registers g.Stop.
+func launchFile(t *testing.T, g *Gateway, args ...string) (*Gateway, error) {
+	t.Helper()
+	boot := g.Boot
+	g.cmd = exec.Command(gatewayBin, append([]string{"-config", g.File}, args...)...)
+	g.cmd.Dir = repoRoot
+	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	if err := g.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
+
+	var addrs []string
+	for _, l := range boot.Listeners {
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(l.Port))
+	}
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.out.ready:
+			return g, nil
+		case <-g.exited:
+			out := g.out.String()
+			if strings.Contains(out, "address already in use") {
+				return nil, fmt.Errorf("gateway: %w: %s", errAddrInUse, lastLine(out))
+			}
+			return nil, fmt.Errorf("gateway exited with code %d before it was ready; output:\n%s", g.cmd.ProcessState.ExitCode(), out)
+		case <-tick.C:
+			if allAccept(addrs) {
+				return g, nil
+			}
+		case <-deadline.C:
+			_ = g.cmd.Process.Kill()
+			<-g.exited
+			return nil, fmt.Errorf("gateway not ready after %v; output:\n%s", readyTimeout, g.out.String())
+		}
+	}
+}
+
+func allAccept(addrs []string) bool {
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a, 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+// URL is the base URL of the listener named name.
+func (g *Gateway) URL(name string) string {
+	for _, l := range g.Boot.Listeners {
+		if l.Name == name {
+			return "http://127.0.0.1:" + strconv.Itoa(l.Port)
+		}
+	}
+	g.t.Fatalf("no listener %q", name)
+	return ""
+}
+
+// AdminURL is the base URL of the admin server.
+func (g *Gateway) AdminURL() string { return "http://127.0.0.1:" + strconv.Itoa(g.Boot.AdminPort) }
+
+// Output is what the gateway printed so far (stdout and stderr).
+func (g *Gateway) Output() string { return g.out.String() }
+
+// Running reports whether the process is still alive.
+func (g *Gateway) Running() bool {
+	select {
+	case <-g.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop sends SIGTERM and checks that the gateway exits 0 in time. It is
+// idempotent and runs at the end of every test that started a gateway.
+func (g *Gateway) Stop() {
+	t := g.t
+	t.Helper()
+	g.mu.Lock()
+	if g.done {
+		g.mu.Unlock()
+		return
+	}
+	g.done = true
+	g.mu.Unlock()
+	defer func() {
+		if t.Failed() {
+			t.Logf("gateway output:\n%s", g.out.String())
+		}
+	}()
+	if !g.Running() {
+		t.Errorf("gateway exited by itself with code %d", g.cmd.ProcessState.ExitCode())
+		return
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM: %v", err)
+	}
+	select {
+	case <-g.exited:
+		if code := g.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("gateway exited with code %d after SIGTERM, want 0", code)
+		}
+	case <-time.After(stopTimeout):
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+		t.Errorf("gateway still running %v after SIGTERM", stopTimeout)
+	}
+}
+
+// runToExit runs build/gateway on the bootstrap data with the extra args and
+// returns its exit code and output once it exits. A gateway that gets ready
+// instead is killed and the test fails.
+func runToExit(t *testing.T, data []byte, args ...string) (int, string) {
+	t.Helper()
+	needBuild(t)
+	f := filepath.Join(t.TempDir(), "bootstrap.yaml")
+	if err := os.WriteFile(f, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := newOutput()
+	cmd := exec.Command(gatewayBin, append([]string{"-config", f}, args...)...)
+	cmd.Dir = repoRoot
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+		return cmd.ProcessState.ExitCode(), out.String()
+	case <-out.ready:
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("gateway got ready, want it to refuse the configuration; output:\n%s", out.String())
+	case <-time.After(readyTimeout):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("gateway neither exited nor got ready in %v; output:\n%s", readyTimeout, out.String())
+	}
+	return 0, ""
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.TrimSpace(lines[i]) != "" {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
+// Call is one client request.
+type Call struct {
+	Method string // "": POST
+	Path   string // "": /anything
+	Host   string // "": the listener's address
+	Header [][2]string
+	Body   string
+}
+
+// Reply is what the client got.
+type Reply struct {
+	Status  int
+	Header  http.Header
+	Body    []byte
+	Elapsed time.Duration
+}
+
+// client sends requests as they are written: no connection reuse, no added
+// Accept-Encoding, no proxy.
+var client = &http.Client{
+	Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, DisableCompression: true},
+	Timeout:   callTimeout,
+}
+
+// hung records the listeners (base URLs) where a request got no answer in
+// callTimeout: later requests there fail at once instead of waiting again.
+var hung sync.Map
+
+// send makes the call against base (a gateway listener URL).
+func send(t *testing.T, base string, c Call) Reply {
+	t.Helper()
+	method, path := c.Method, c.Path
+	if method == "" {
+		method = http.MethodPost
+	}
+	if path == "" {
+		path = "/anything"
+	}
+	var body io.Reader
+	if c.Body != "" {
+		body = strings.NewReader(c.Body)
+	}
+	req, err := http.NewRequest(method, base+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "" {
+		req.Host = c.Host
+	}
+	for _, h := range c.Header {
+		req.Header.Add(h[0], h[1])
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "ai-proxy-e2e")
+	}
+	if _, ok := hung.Load(base); ok {
+		t.Fatalf("%s %s: not sent, an earlier request to this listener got no answer in %v", method, base+path, callTimeout)
+	}
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			hung.Store(base, true)
+		}
+		t.Fatalf("%s %s: %v", method, base+path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, base+path, err)
+	}
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: b, Elapsed: time.Since(t0)}
+}
+
+// curl is the call `curl URL -X POST -H "Content-Type: application/json"
+// [-H "Host: host"] -d body` makes (curl 8.6.0's default headers).
+func curl(host, body string) Call {
+	return Call{
+		Host: host,
+		Header: [][2]string{
+			{"User-Agent", "curl/8.6.0"},
+			{"Accept", "*/*"},
+			{"Content-Type", "application/json"},
+		},
+		Body: body,
+	}
+}
+
+// APIError is the OpenAI-style error body.
+type APIError struct {
+	Error struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    any    `json:"code"`
+	} `json:"error"`
+}
+
+// wantError checks that r is an OpenAI-style JSON error with the status and
+// code, and the type when typ is not "".
+func wantError(t *testing.T, r Reply, status int, code, typ string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("error content-type %q, want application/json", ct)
+	}
+	var e APIError
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		t.Fatalf("error body is not JSON: %v: %s", err, r.Body)
+	}
+	if e.Error.Message == "" {
+		t.Errorf("error without a message: %s", r.Body)
+	}
+	if got := fmt.Sprint(e.Error.Code); got != code {
+		t.Errorf("error code %q, want %q; body %s", got, code, r.Body)
+	}
+	if typ != "" && e.Error.Type != typ {
+		t.Errorf("error type %q, want %q; body %s", e.Error.Type, typ, r.Body)
+	}
+}
+
+// fields decodes a JSON object keeping each value's bytes as they were.
+func fields(t *testing.T, what string, b []byte) map[string]json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s is not a JSON object: %v: %s", what, err, b)
+	}
+	return m
+}
+
+// number decodes a JSON number.
+func number(t *testing.T, what string, raw json.RawMessage) float64 {
+	t.Helper()
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatalf("%s = %s is not a number", what, raw)
+	}
+	return f
+}
+
+// str decodes a JSON string.
+func str(t *testing.T, what string, raw json.RawMessage) string {
+	t.Helper()
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("%s = %s is not a string", what, raw)
+	}
+	return s
+}

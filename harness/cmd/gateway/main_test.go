@@ -1,0 +1,301 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Built once in TestMain: the command and the gateway tests' wasm filter.
+var (
+	binary string
+	filter string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "gateway-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "gateway")
+	filter = filepath.Join(dir, "filter.wasm")
+	builds := []struct {
+		env  []string
+		args []string
+	}{
+		{nil, []string{"build", "-o", binary, "."}},
+		{[]string{"GOOS=wasip1", "GOARCH=wasm"}, []string{"build", "-buildmode=c-shared", "-o", filter, "../../gateway/testdata/filter"}},
+	}
+	for _, b := range builds {
+		cmd := exec.Command(goTool(), b.args...)
+		cmd.Env = append(append(os.Environ(), "GOFLAGS="), b.env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go %v: %v\n%s", b.args, err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// bootstrapYAML is a bootstrap with one listener "main" on a free port whose
+// wasm filter has the given plugin configuration, routing to upstream.
+func bootstrapYAML(config, upstream string) string {
+	host, port, _ := strings.Cut(upstream, ":")
+	return `
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: test
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: ` + config + `
+                vm_config:
+                  code: {local: {filename: ` + filter + `}}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: ` + host + `, port_value: ` + port + `}}}
+`
+}
+
+func writeFile(t *testing.T, name, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestExitReasons(t *testing.T) {
+	valid := bootstrapYAML("A", "127.0.0.1:1")
+	unsupported := strings.Replace(valid, "match: {prefix: /}", "match: {safe_regex: {regex: /.*}}", 1)
+	rejected := bootstrapYAML("reject", "127.0.0.1:1")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		line *regexp.Regexp // the last line of stderr
+	}{
+		{"no config", nil, 2, regexp.MustCompile(`^gateway: -config FILE is required$`)},
+		{"unknown flag", []string{"-nope"}, 2, regexp.MustCompile(`^gateway: flag provided but not defined: -nope$`)},
+		{"bad workers", []string{"-config", "x", "-workers", "-1"}, 2, regexp.MustCompile(`^gateway: -workers must not be negative$`)},
+		{"missing file", []string{"-config", "/nonexistent/envoy.yaml"}, 1,
+			regexp.MustCompile(`^gateway: open /nonexistent/envoy.yaml: no such file or directory$`)},
+		{"invalid yaml", []string{"-config", writeFile(t, "bad.yaml", "static_resources: [")}, 1,
+			regexp.MustCompile(`^gateway: .*/bad.yaml: .*yaml.*$`)},
+		{"schema violation", []string{"-config", writeFile(t, "port.yaml", strings.Replace(valid, "port_value: 0}}\n    filter_chains", "port_value: 70000}}\n    filter_chains", 1))}, 1,
+			regexp.MustCompile(`^gateway: .*/port.yaml: static_resources.listeners\[0\].address.socket_address.port_value: schema: value must be less than or equal to 65535$`)},
+		{"unsupported field", []string{"-config", writeFile(t, "regex.yaml", unsupported)}, 1,
+			regexp.MustCompile(`^gateway: .*/regex.yaml: static_resources.listeners\[0\].filter_chains\[0\].filters\[0\].typed_config.route_config.virtual_hosts\[0\].routes\[0\].match: field "safe_regex" is not supported$`)},
+		{"plugin configuration rejected", []string{"-config", writeFile(t, "reject.yaml", rejected)}, 1,
+			regexp.MustCompile(`^gateway: listener main: filter test: plugin configuration rejected: invalid configuration: field "model" is required$`)},
+		{"unknown profile", []string{"-config", writeFile(t, "ok.yaml", valid), "-profile", "nginx"}, 1,
+			regexp.MustCompile(`^gateway: unknown profile "nginx" \(envoy, apisix or strict-wasi\)$`)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tc.args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running; stderr:\n%s", stderr.String())
+			}
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, stderr.String())
+			}
+			if line := lastLine(stderr.String()); !tc.line.MatchString(line) {
+				t.Errorf("last line %q, want %v", line, tc.line)
+			}
+		})
+	}
+}
+
+// lineWatcher collects a process's stderr (it is the process's Stderr, so
+// Wait returns only after everything was written) and reports whole lines
+// as they come.
+type lineWatcher struct {
+	mu      sync.Mutex
+	all     strings.Builder
+	partial string
+	lines   chan string
+}
+
+func newWatcher() *lineWatcher { return &lineWatcher{lines: make(chan string, 1000)} }
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all.Write(p)
+	w.partial += string(p)
+	for {
+		line, rest, ok := strings.Cut(w.partial, "\n")
+		if !ok {
+			break
+		}
+		w.partial = rest
+		select {
+		case w.lines <- line:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.all.String()
+}
+
+// waitReady returns the "gateway: ..." lines up to and including "gateway: ready".
+func (w *lineWatcher) waitReady(t *testing.T) map[string]string {
+	t.Helper()
+	addrs := map[string]string{}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-w.lines:
+			if !ok {
+				t.Fatalf("exited before ready:\n%s", w.String())
+			}
+			if line == "gateway: ready" {
+				return addrs
+			}
+			if rest, ok := strings.CutPrefix(line, "gateway: "); ok {
+				if name, addr, ok := strings.Cut(rest, " on "); ok {
+					addrs[name] = addr
+				}
+			}
+		case <-timeout:
+			t.Fatalf("not ready; stderr:\n%s", w.String())
+		}
+	}
+}
+
+func TestServeAndStop(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "upstream saw x-chain="+r.Header.Get("X-Chain"))
+	}))
+	defer up.Close()
+	cfg := writeFile(t, "ok.yaml", bootstrapYAML("A", strings.TrimPrefix(up.URL, "http://")))
+	cmd := exec.Command(binary, "-config", cfg, "-workers", "2", "-mock-llm", "127.0.0.1:0")
+	w := newWatcher()
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addrs := w.waitReady(t)
+	for _, k := range []string{"listener main", "admin", "mock LLM"} {
+		if addrs[k] == "" {
+			t.Fatalf("no %q address line; stderr:\n%s", k, w.String())
+		}
+	}
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get("http://" + addrs["listener main"] + "/x"); status != 200 || body != "upstream saw x-chain=A" {
+		t.Errorf("through the gateway: %d %q", status, body)
+	}
+	if status, body := get("http://" + addrs["admin"] + "/ready"); status != 200 || strings.TrimSpace(body) != "LIVE" {
+		t.Errorf("/ready: %d %q", status, body)
+	}
+	resp, err := http.Post("http://"+addrs["mock LLM"]+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"gpt-4","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"chat.completion"`) {
+		t.Errorf("mock LLM: %d %s", resp.StatusCode, b)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, w.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after SIGTERM; stderr:\n%s", w.String())
+	}
+	if !strings.Contains(w.String(), "gateway: stopped\n") {
+		t.Errorf("no stop line; stderr:\n%s", w.String())
+	}
+}
