@@ -5,6 +5,7 @@
 package aiproxy
 
 import (
+	"errors"
 	"strings"
 
 	"ai-proxy/filter/config"
@@ -23,8 +24,10 @@ type Plugin struct {
 	// callHeaders are the fixed headers of every LLM call: pseudo-headers,
 	// content-type and the configured credentials.
 	callHeaders []abi.Header
-	// dropped are the lowercased client header names never sent to the LLM.
-	dropped map[string]struct{}
+	// dropped are the lowercased client header names never sent to the LLM
+	// by a call-out; routeDropped those removed in route mode.
+	dropped, routeDropped map[string]struct{}
+	metrics               metrics
 }
 
 var _ proxywasm.RootContext = (*Plugin)(nil)
@@ -51,9 +54,25 @@ func (p *Plugin) OnPluginStart(size int) bool {
 		proxywasm.LogError("ai-proxy: " + err.Error())
 		return false
 	}
+	if (cfg.Passthrough || cfg.Forward == config.ForwardRoute) && !hostCanReplaceBodies() {
+		what := `forward "route"`
+		if cfg.Passthrough {
+			what = "passthrough=true"
+		}
+		proxywasm.LogError("ai-proxy: invalid configuration: " + what + " needs a proxy that can replace request bodies, and this one cannot (APISIX's wasm host does not implement proxy_set_buffer_bytes); use forward \"callout\" with passthrough=false here")
+		return false
+	}
 	p.setConfig(cfg)
 	proxywasm.LogInfo("ai-proxy: configured provider " + string(cfg.Provider) + ", endpoint " + cfg.Endpoint.Scheme + "://" + cfg.Endpoint.Authority + ", cluster " + cfg.Cluster)
 	return true
+}
+
+// hostCanReplaceBodies probes the host: a host that implements body
+// replacement answers proxy_set_buffer_bytes outside a stream with some
+// argument error; one that does not (APISIX) answers UNIMPLEMENTED.
+func hostCanReplaceBodies() bool {
+	err := proxywasm.ReplaceBuffer(abi.BufferHTTPRequestBody, nil)
+	return !errors.Is(err, proxywasm.ErrUnimplemented)
 }
 
 // clientHeadersNeverForwarded are dropped from the client's headers on the
@@ -82,9 +101,15 @@ func (p *Plugin) setConfig(cfg *config.Config) {
 	for _, n := range clientHeadersNeverForwarded {
 		p.dropped[n] = struct{}{}
 	}
+	p.routeDropped = make(map[string]struct{}, len(routeDroppedHeaders)+len(cfg.AuthHeaderNames))
+	for _, n := range routeDroppedHeaders {
+		p.routeDropped[n] = struct{}{}
+	}
 	for _, n := range cfg.AuthHeaderNames {
 		p.dropped[strings.ToLower(n)] = struct{}{}
+		p.routeDropped[strings.ToLower(n)] = struct{}{}
 	}
+	p.metrics.init(string(cfg.Provider))
 }
 
 // forwardable reports whether the client header name goes to the LLM.

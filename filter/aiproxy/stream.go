@@ -1,15 +1,16 @@
 package aiproxy
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"ai-proxy/filter/apierror"
+	"ai-proxy/filter/config"
 	"ai-proxy/filter/proxywasm"
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/filter/shape"
+	"ai-proxy/filter/usage"
 )
 
 // Stream is the state of one client request. Not safe for concurrent use
@@ -24,9 +25,21 @@ type Stream struct {
 	clientHeaders []abi.Header
 	// answered is set once the stream has a local response or was resumed.
 	answered bool
-	// callStart is when the LLM call was dispatched.
-	callStart time.Time
-	info      shape.Info
+	// start is when the request headers arrived; callStart when the LLM
+	// call was dispatched (callout mode).
+	start, callStart time.Time
+	info             shape.Info
+
+	// Route mode: forwarded is set once the request went on to the LLM;
+	// then the answer as it streams back.
+	forwarded   bool
+	respStatus  int
+	respSSE     bool
+	respJSON    []byte // a non-streamed answer, kept for its usage (bounded)
+	respTooBig  bool
+	firstToken  time.Duration
+	usageStream usage.Stream
+	reported    bool
 }
 
 var _ proxywasm.HttpContext = (*Stream)(nil)
@@ -39,9 +52,17 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 		return s.fail(apierror.Internal, "cannot read request headers: "+err.Error())
 	}
 	p := s.plugin
+	s.start = time.Now()
+	route := p.cfg.Forward == config.ForwardRoute
 	s.clientHeaders = hs[:0]
+	var remove []string
 	for _, h := range hs {
 		name := strings.ToLower(h[0])
+		if route {
+			if p.routeDrops(name) {
+				remove = append(remove, name)
+			}
+		}
 		switch name {
 		case "content-type":
 			if !isJSONContentType(h[1]) {
@@ -58,6 +79,9 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 	}
 	if endOfStream {
 		return s.fail(apierror.EmptyBody, "")
+	}
+	if route {
+		p.rewriteRouteHeaders(remove)
 	}
 	// APISIX's wasm host delivers the request body only to filters that ask
 	// for it; other hosts keep the property as filter state.
@@ -97,6 +121,9 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 	if !endOfStream {
 		return abi.ActionPause
 	}
+	if p.cfg.Forward == config.ForwardRoute {
+		return s.shapeInPlace(bodySize)
+	}
 	// The body is read into scratch memory and shaped into the VM's reusable
 	// output buffer; proxy_http_call copies it out, so neither outlives this callback.
 	body, err := proxywasm.GetBufferScratch(abi.BufferHTTPRequestBody, 0, bodySize)
@@ -108,14 +135,7 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 		shapeBuf = out
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, shape.ErrEmptyBody):
-			return s.fail(apierror.EmptyBody, "")
-		case errors.Is(err, shape.ErrNotObject):
-			return s.fail(apierror.NotObject, "")
-		default:
-			return s.fail(apierror.InvalidJSON, "")
-		}
+		return s.failShape(err)
 	}
 	s.info = info
 	headers := make([]abi.Header, 0, len(p.callHeaders)+len(s.clientHeaders))
@@ -180,6 +200,9 @@ func (s *Stream) onLLMResponse(numHeaders, bodySize, _ int) {
 	if err != nil {
 		s.fail(apierror.LLMBadResponse, "")
 		return
+	}
+	if status >= 200 && status <= 299 {
+		s.reportCallout(relay, body)
 	}
 	if !p.cfg.Passthrough || status < 200 || status > 299 {
 		s.answered = true

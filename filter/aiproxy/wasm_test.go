@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -339,3 +340,150 @@ func TestAPISIXProfileSeedExample(t *testing.T) {
 		t.Fatalf("local response %+v", lr)
 	}
 }
+
+// APISIX's host cannot replace bodies: configurations that need it are refused
+// at load with the reason, instead of failing on every request.
+func TestAPISIXRefusesBodyReplacingConfigurations(t *testing.T) {
+	for _, conf := range []string{
+		`{"model":{"provider":"openai","name":"gpt-4"},"passthrough":true}`,
+		`{"provider":"openai","options":{"model":"gpt-4"},"forward":"route"}`,
+	} {
+		vm, err := loadModule(t).NewVM(context.Background(), harness.Env{Profile: harness.ProfileAPISIX})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = vm.StartPlugin(harness.PluginConfig{Configuration: []byte(conf)})
+		vm.Close(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "cannot") || !strings.Contains(err.Error(), "APISIX") {
+			t.Errorf("%s: err = %v, want a refusal that says why", conf, err)
+		}
+		// The same configuration loads on an Envoy-like host.
+		newPlugin(t, harness.ProfileEnvoy, conf)
+	}
+}
+
+const routeConf = `{"provider":"openai","auth":{"header":{"Authorization":"Bearer sk-route"}},"options":{"model":"gpt-4o","temperature":0.5},"forward":"route"}`
+
+// Route mode rewrites the request in place, passes the SSE answer through
+// unchanged chunk by chunk, and accounts for its usage.
+func TestRouteModeStreamsAndAccounts(t *testing.T) {
+	vm, p := newPlugin(t, harness.ProfileEnvoy, routeConf)
+	s := p.NewStream()
+	defer s.Done()
+	hs := requestHeaders(
+		abi.Header{"authorization", "Bearer client-secret"},
+		abi.Header{"accept-encoding", "gzip"},
+		abi.Header{"content-length", "95"},
+		abi.Header{"x-request-id", "r-1"},
+	)
+	if a := s.SendRequestHeaders(hs, false); a != abi.ActionContinue {
+		t.Fatalf("headers: %v", a)
+	}
+	body := `{"model":"client-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	if a := s.SendRequestBody([]byte(body), true); a != abi.ActionContinue {
+		t.Fatalf("body: %v (local %+v)", a, s.LocalResponse())
+	}
+	got := s.RequestHeaders()
+	want := map[string]string{
+		":path": "/v1/chat/completions", ":authority": "api.openai.com", "authorization": "Bearer sk-route",
+		"accept-encoding": "", "content-length": "", "x-request-id": "r-1",
+	}
+	for k, v := range want {
+		if harness.HeaderValue(got, k) != v {
+			t.Errorf("request header %s = %q, want %q", k, harness.HeaderValue(got, k), v)
+		}
+	}
+	var shaped map[string]any
+	if err := json.Unmarshal(s.TakeRequestBody(), &shaped); err != nil {
+		t.Fatal(err)
+	}
+	if shaped["model"] != "gpt-4o" || shaped["temperature"] != 0.5 || shaped["stream_options"].(map[string]any)["include_usage"] != true {
+		t.Errorf("shaped body = %v", shaped)
+	}
+	if len(vm.PendingCalls()) != 0 {
+		t.Fatal("route mode made a call-out")
+	}
+
+	if a := s.SendResponseHeaders([]abi.Header{{":status", "200"}, {"content-type", "text/event-stream"}}, false); a != abi.ActionContinue {
+		t.Fatalf("response headers: %v", a)
+	}
+	chunks := []string{
+		"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+		"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"delta\":{\"content\":\"Hel",
+		"lo\"}}]}\n\ndata: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":3,\"total_tokens\":14,\"prompt_tokens_details\":{\"cached_tokens\":2}}}\n\n",
+		"data: [DONE]\n\n",
+	}
+	for i, c := range chunks {
+		if a := s.SendResponseBody([]byte(c), i == len(chunks)-1); a != abi.ActionContinue {
+			t.Fatalf("chunk %d: %v", i, a)
+		}
+		if out := string(s.TakeResponseBody()); out != c {
+			t.Fatalf("chunk %d changed: %q", i, out)
+		}
+	}
+	props := s.Properties()
+	for k, v := range map[string]string{
+		"llm_prompt_tokens": "11", "llm_completion_tokens": "3", "llm_total_tokens": "14", "llm_cached_tokens": "2",
+		"llm_model": "gpt-4o-2024", "request_llm_model": "client-model", "llm_provider": "openai",
+	} {
+		if string(props[k]) != v {
+			t.Errorf("property %s = %q, want %q", k, props[k], v)
+		}
+	}
+	if _, ok := props["llm_time_to_first_token"]; !ok {
+		t.Error("no llm_time_to_first_token")
+	}
+	m := vm.Metrics()
+	for name, want := range map[string]int64{
+		`ai_proxy_requests_total{provider="openai",model="gpt-4o-2024"}`:         1,
+		`ai_proxy_prompt_tokens_total{provider="openai",model="gpt-4o-2024"}`:     11,
+		`ai_proxy_completion_tokens_total{provider="openai",model="gpt-4o-2024"}`: 3,
+		`ai_proxy_time_to_first_token_ms{provider="openai"}`:                      1,
+	} {
+		if v, ok := m.Value(name); !ok || v != want {
+			t.Errorf("metric %s = %d (%v), want %d", name, v, ok, want)
+		}
+	}
+}
+
+// Callout answers are accounted too, streamed and not, and the model label
+// space is bounded whatever model names clients send.
+func TestCalloutUsageAndBoundedModelLabels(t *testing.T) {
+	vm, p := newPlugin(t, harness.ProfileEnvoy, `{"provider":"openai-compatible","override":{"endpoint":"http://127.0.0.1:8080/v1/chat/completions"}}`)
+	for i := 0; i < maxModels+10; i++ {
+		model := "m" + strconv.Itoa(i)
+		s := sendRequest(t, p, requestHeaders(), `{"model":"`+model+`","messages":[]}`)
+		answer := `{"model":"` + model + `","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}`
+		if err := vm.RespondCall(onlyCall(t, vm).ID, &harness.CallResponse{Headers: []abi.Header{{":status", "200"}, {"content-type", "application/json"}}, Body: []byte(answer)}); err != nil {
+			t.Fatal(err)
+		}
+		if string(s.Properties()["llm_completion_tokens"]) != "7" || string(s.Properties()["request_llm_model"]) != model {
+			t.Fatalf("properties %v", s.Properties())
+		}
+		s.Done()
+	}
+	m := vm.Metrics()
+	if v, _ := m.Value(`ai_proxy_prompt_tokens_total{provider="openai-compatible",model="m0"}`); v != 5 {
+		t.Errorf("m0 prompt tokens = %d", v)
+	}
+	if v, _ := m.Value(`ai_proxy_requests_total{provider="openai-compatible",model="other"}`); v != 10 {
+		t.Errorf("requests beyond the label cap = %d, want 10", v)
+	}
+
+	// A streamed call-out answer is relayed whole and its usage read from the SSE.
+	s := sendRequest(t, p, requestHeaders(), `{"model":"m0","stream":true,"messages":[]}`)
+	defer s.Done()
+	sse := "data: {\"model\":\"m0\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n"
+	if err := vm.RespondCall(onlyCall(t, vm).ID, &harness.CallResponse{Headers: []abi.Header{{":status", "200"}, {"content-type", "text/event-stream"}}, Body: []byte(sse)}); err != nil {
+		t.Fatal(err)
+	}
+	lr := s.LocalResponse()
+	if lr == nil || string(lr.Body) != sse || harness.HeaderValue(lr.Headers, "content-type") != "text/event-stream" {
+		t.Fatalf("streamed answer not relayed whole: %+v", lr)
+	}
+	if string(s.Properties()["llm_total_tokens"]) != "3" {
+		t.Errorf("properties %v", s.Properties())
+	}
+}
+
+const maxModels = 64
