@@ -7,8 +7,12 @@ WASM         := $(BUILD)/ai-proxy.wasm
 GATEWAY      := $(BUILD)/gateway
 TEST_TIMEOUT ?= 10m
 MOCK_LLM     ?= 127.0.0.1:18081
+OCI          := $(BUILD)/ai-proxy-oci.tar
+OCI_TAG      ?= latest
+IMAGE        ?=
 
 .PHONY: all build test run bench lint check clean
+.PHONY: oci push
 
 all: build
 
@@ -39,6 +43,18 @@ run: build
 	echo "  curl http://127.0.0.1:9080/anything -X POST -H 'Content-Type: application/json' -H 'Host: api.openai.com:443' -d '{\"messages\":[{\"role\":\"system\",\"content\":\"You are a mathematician\"},{\"role\":\"user\",\"content\":\"What is 1+1?\"}]}'"; \
 	echo ""; \
 	exec ./$(GATEWAY) -config $$config $$mock
+
+## oci: build/ai-proxy-oci.tar, an OCI image layout holding build/ai-proxy.wasm as
+## Istio's WasmPlugin and Envoy Gateway pull it (Wasm image spec, "oci" variant)
+oci: build
+	$(GO) run ./harness/cmd/ocitool build -wasm $(WASM) -o $(OCI) -tag $(OCI_TAG)
+
+## push: push build/ai-proxy-oci.tar to IMAGE=registry/repository:tag, with the
+## Docker credentials (DOCKER_CONFIG or ~/.docker/config.json)
+push:
+	@if [ -z "$(IMAGE)" ]; then echo "usage: make push IMAGE=registry/repository:tag"; exit 2; fi
+	@$(MAKE) --no-print-directory oci
+	$(GO) run ./harness/cmd/ocitool push -layout $(OCI) $(IMAGE)
 
 ## bench: the benchmarks, with allocations
 bench: build

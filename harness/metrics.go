@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -191,38 +192,64 @@ func PromName(name string) string {
 }
 
 // WritePrometheus writes every metric in the Prometheus text exposition
-// format (version 0.0.4), sorted by name: a TYPE line, then the sample(s);
-// histograms as cumulative name_bucket{le="..."} lines ending with +Inf,
-// name_sum and name_count. Names are sanitized with PromName; when two
-// names sanitize to the same string only the first (in definition order) is
-// written.
+// format (version 0.0.4).
+//
+// A defined name may carry labels in Prometheus syntax,
+// `base{label="value",...}` (ParseSeries): every name with the same
+// sanitized base is one family, written under one TYPE line, its series
+// sorted by labels. Histograms are written as cumulative
+// base_bucket{labels...,le="..."} lines ending with +Inf, then base_sum and
+// base_count with the series' labels. Names without labels are sanitized with
+// PromName as a whole.
+//
+// Families are sorted by name. When two definitions give the same series
+// (same base and labels), or a family holds definitions of different types,
+// only the first (in definition order) is written.
 func (m *Metrics) WritePrometheus(w io.Writer) {
 	list := *m.list.Load()
 	type entry struct {
-		name string
-		mt   *metric
+		s  Series
+		mt *metric
 	}
-	seen := make(map[string]bool, len(list))
+	seen := make(map[Series]bool, len(list))
+	types := make(map[string]abi.MetricType)
 	entries := make([]entry, 0, len(list))
 	for _, mt := range list {
-		n := PromName(mt.name)
-		if seen[n] {
+		s := ParseSeries(mt.name)
+		if mt.typ == abi.MetricHistogram {
+			s.Labels = withoutLabel(s.Labels, "le")
+		}
+		if t, ok := types[s.Name]; ok && t != mt.typ {
 			continue
 		}
-		seen[n] = true
-		entries = append(entries, entry{n, mt})
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		types[s.Name] = mt.typ
+		entries = append(entries, entry{s, mt})
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].s.Name != entries[j].s.Name {
+			return entries[i].s.Name < entries[j].s.Name
+		}
+		return entries[i].s.Labels < entries[j].s.Labels
+	})
 	bw := bufio.NewWriter(w)
-	for _, e := range entries {
+	for i, e := range entries {
+		name, labels := e.s.Name, e.s.Labels
+		if i == 0 || entries[i-1].s.Name != name {
+			fmt.Fprintf(bw, "# TYPE %s %s\n", name, typeName(e.mt.typ))
+		}
 		switch e.mt.typ {
-		case abi.MetricCounter:
-			fmt.Fprintf(bw, "# TYPE %s counter\n%s %d\n", e.name, e.name, e.mt.value.Load())
-		case abi.MetricGauge:
-			fmt.Fprintf(bw, "# TYPE %s gauge\n%s %d\n", e.name, e.name, e.mt.value.Load())
+		case abi.MetricCounter, abi.MetricGauge:
+			fmt.Fprintf(bw, "%s%s %d\n", name, braces(labels), e.mt.value.Load())
 		default:
 			h := e.mt.hist
-			fmt.Fprintf(bw, "# TYPE %s histogram\n", e.name)
+			sep := ""
+			if labels != "" {
+				sep = ","
+			}
 			var cum uint64
 			for i := range h.buckets {
 				cum += h.buckets[i].Load()
@@ -230,12 +257,175 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 				if i < len(HistogramBuckets) {
 					le = strconv.FormatFloat(HistogramBuckets[i], 'g', -1, 64)
 				}
-				fmt.Fprintf(bw, "%s_bucket{le=\"%s\"} %d\n", e.name, le, cum)
+				fmt.Fprintf(bw, "%s_bucket{%s%sle=\"%s\"} %d\n", name, labels, sep, le, cum)
 			}
 			// _count is the +Inf bucket, so the two agree even under concurrent updates.
-			fmt.Fprintf(bw, "%s_sum %d\n%s_count %d\n", e.name, h.sum.Load(), e.name, cum)
+			fmt.Fprintf(bw, "%s_sum%s %d\n%s_count%s %d\n", name, braces(labels), h.sum.Load(), name, braces(labels), cum)
 		}
 	}
 	_ = bw.Flush() // a write error is the writer's to report
+}
 
+func typeName(t abi.MetricType) string {
+	switch t {
+	case abi.MetricCounter:
+		return "counter"
+	case abi.MetricGauge:
+		return "gauge"
+	}
+	return "histogram"
+}
+
+func braces(labels string) string {
+	if labels == "" {
+		return ""
+	}
+	return "{" + labels + "}"
+}
+
+// Series is a metric name split for Prometheus: the sanitized family name and
+// the rendered label pairs, `a="x",b="y"` (sorted by label name, values
+// escaped per the text format), "" when there are none.
+type Series struct {
+	Name   string
+	Labels string
+}
+
+// ParseSeries splits a defined metric name of the form
+// `base{label="value",...}` into its family name (PromName(base)) and its
+// labels. Label names are sanitized like metric names (without ':'); values
+// are unescaped (\\, \", \n) and escaped again for the text format; pairs
+// are sorted by label name and a repeated label keeps its first value. A
+// name without a well-formed label list (no braces, unbalanced quotes, a
+// pair without '=') is sanitized whole with PromName and has no labels, as
+// before labels were supported.
+func ParseSeries(name string) Series {
+	open := strings.IndexByte(name, '{')
+	if open <= 0 || !strings.HasSuffix(name, "}") {
+		return Series{Name: PromName(name)}
+	}
+	pairs, ok := parseLabels(name[open+1 : len(name)-1])
+	if !ok {
+		return Series{Name: PromName(name)}
+	}
+	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
+	var b strings.Builder
+	for i, p := range pairs {
+		if i > 0 && pairs[i-1][0] == p[0] {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p[0])
+		b.WriteString(`="`)
+		b.WriteString(EscapeLabelValue(p[1]))
+		b.WriteByte('"')
+	}
+	return Series{Name: PromName(name[:open]), Labels: b.String()}
+}
+
+// parseLabels parses `k="v",k2="v2"` (spaces around pairs, a trailing comma
+// and an empty list allowed) into sanitized names and unescaped values.
+func parseLabels(s string) ([][2]string, bool) {
+	var pairs [][2]string
+	i := 0
+	skip := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+	}
+	for {
+		skip()
+		if i == len(s) {
+			return pairs, true
+		}
+		eq := strings.IndexByte(s[i:], '=')
+		if eq < 0 {
+			return nil, false
+		}
+		key := strings.TrimSpace(s[i : i+eq])
+		if key == "" {
+			return nil, false
+		}
+		i += eq + 1
+		skip()
+		if i == len(s) || s[i] != '"' {
+			return nil, false
+		}
+		i++
+		var v strings.Builder
+		closed := false
+		for i < len(s) {
+			c := s[i]
+			i++
+			if c == '"' {
+				closed = true
+				break
+			}
+			if c == '\\' && i < len(s) {
+				switch s[i] {
+				case '\\', '"':
+					c = s[i]
+					i++
+				case 'n':
+					c = '\n'
+					i++
+				}
+			}
+			v.WriteByte(c)
+		}
+		if !closed {
+			return nil, false
+		}
+		pairs = append(pairs, [2]string{labelName(key), v.String()})
+		skip()
+		if i == len(s) {
+			return pairs, true
+		}
+		if s[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+}
+
+// labelName sanitizes a label name: every character outside [a-zA-Z0-9_]
+// becomes '_', and a leading digit gets a '_' prefix.
+func labelName(s string) string {
+	n := PromName(s)
+	return strings.ReplaceAll(n, ":", "_")
+}
+
+// EscapeLabelValue escapes a label value for the text format: backslash,
+// double quote and line feed become \\, \" and \n.
+func EscapeLabelValue(v string) string {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return v
+	}
+	return labelEscaper.Replace(v)
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// withoutLabel removes the label named name from rendered labels.
+func withoutLabel(labels, name string) string {
+	if labels == "" {
+		return ""
+	}
+	s, ok := parseLabels(labels)
+	if !ok {
+		return labels
+	}
+	var b strings.Builder
+	for _, p := range s {
+		if p[0] == name {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p[0] + `="` + EscapeLabelValue(p[1]) + `"`)
+	}
+	return b.String()
 }

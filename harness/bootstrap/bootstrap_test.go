@@ -228,15 +228,55 @@ func TestParseRefusals(t *testing.T) {
 			want: pHCM0 + `.http_filters[0]: the last http filter must be envoy.filters.http.router`,
 		},
 		{
-			name: "remote code",
+			name: "remote code: unknown cluster",
 			edit: func(d map[string]any) {
-				set(d, wasm0+".vm_config.code", map[string]any{"remote": map[string]any{
-					"http_uri": map[string]any{"uri": "https://example.com/f.wasm", "cluster": "backend", "timeout": "5s"},
-					"sha256":   "abc",
-				}})
+				set(d, wasm0+".vm_config.code", remoteSource("nope", testSHA, nil))
+			},
+			kind: ErrInvalid,
+			want: pWasm0 + `.vm_config.code.remote.http_uri.cluster: unknown cluster "nope"`,
+		},
+		{
+			name: "remote code: short sha256",
+			edit: func(d map[string]any) {
+				set(d, wasm0+".vm_config.code", remoteSource("backend", "abc", nil))
+			},
+			kind: ErrInvalid,
+			want: pWasm0 + `.vm_config.code.remote.sha256: want 64 hex digits, got "abc"`,
+		},
+		{
+			name: "remote code: no sha256",
+			edit: func(d map[string]any) {
+				set(d, wasm0+".vm_config.code", remoteSource("backend", "", nil))
+			},
+			kind: ErrInvalid,
+			want: pWasm0 + `.vm_config.code.remote.sha256: schema: value length must be at least 1 runes`,
+		},
+		{
+			name: "remote code: not an http URL",
+			edit: func(d map[string]any) {
+				src := remoteSource("backend", testSHA, nil)
+				src["remote"].(map[string]any)["http_uri"].(map[string]any)["uri"] = "ftp://example.com/f.wasm"
+				set(d, wasm0+".vm_config.code", src)
+			},
+			kind: ErrInvalid,
+			want: pWasm0 + `.vm_config.code.remote.http_uri.uri: want an http or https URL with a host, got "ftp://example.com/f.wasm"`,
+		},
+		{
+			name: "remote code: retry_on",
+			edit: func(d map[string]any) {
+				set(d, wasm0+".vm_config.code", remoteSource("backend", testSHA, map[string]any{"retry_on": "5xx"}))
 			},
 			kind: ErrUnsupported,
-			want: pWasm0 + `.vm_config.code.remote: not supported yet (use code.local.filename)`,
+			want: pWasm0 + `.vm_config.code.remote.retry_policy: field "retry_on" is not supported`,
+		},
+		{
+			name: "remote code: max below base interval",
+			edit: func(d map[string]any) {
+				set(d, wasm0+".vm_config.code", remoteSource("backend", testSHA, map[string]any{
+					"retry_back_off": map[string]any{"base_interval": "2s", "max_interval": "1s"}}))
+			},
+			kind: ErrInvalid,
+			want: pWasm0 + `.vm_config.code.remote.retry_policy.retry_back_off.max_interval: must not be below base_interval`,
 		},
 		{
 			name: "inline code",
@@ -523,6 +563,68 @@ func TestParseRefusals(t *testing.T) {
 			}
 			if strings.ContainsAny(err.Error(), "\n\r") {
 				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+// testSHA is a well-formed sha256 (of nothing in particular).
+const testSHA = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+
+// remoteSource is a vm_config.code with a remote source through cluster.
+func remoteSource(cluster, sha string, retry map[string]any) map[string]any {
+	r := map[string]any{
+		"http_uri": map[string]any{"uri": "http://modules.example.com/f.wasm?v=1", "cluster": cluster, "timeout": "5s"},
+		"sha256":   sha,
+	}
+	if retry != nil {
+		r["retry_policy"] = retry
+	}
+	return map[string]any{"remote": r}
+}
+
+// TestParseRemoteCode: vm_config.code.remote with Envoy's retry defaults and
+// with an explicit retry policy.
+func TestParseRemoteCode(t *testing.T) {
+	cases := []struct {
+		name  string
+		retry map[string]any
+		want  RemoteCode
+	}{
+		{"defaults", nil, RemoteCode{Retries: 1, BaseInterval: time.Second, MaxInterval: 10 * time.Second}},
+		{"num_retries only", map[string]any{"num_retries": 0}, RemoteCode{Retries: 0, BaseInterval: time.Second, MaxInterval: 10 * time.Second}},
+		{"back-off base only", map[string]any{"num_retries": 3, "retry_back_off": map[string]any{"base_interval": "0.05s"}},
+			RemoteCode{Retries: 3, BaseInterval: 50 * time.Millisecond, MaxInterval: 500 * time.Millisecond}},
+		{"back-off base and max", map[string]any{"retry_back_off": map[string]any{"base_interval": "0.1s", "max_interval": "0.2s"}},
+			RemoteCode{Retries: 1, BaseInterval: 100 * time.Millisecond, MaxInterval: 200 * time.Millisecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := map[string]any{}
+			if err := yaml.Unmarshal(readFull(t), &doc); err != nil {
+				t.Fatal(err)
+			}
+			set(doc, wasm0+".vm_config.code", remoteSource("backend", testSHA, tc.retry))
+			b, err := yaml.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Parse(b)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			f := cfg.Listeners[0].Filters[0]
+			want := tc.want
+			want.URI, want.Cluster, want.Timeout = "http://modules.example.com/f.wasm?v=1", "backend", 5*time.Second
+			want.SHA256 = strings.ToLower(testSHA)
+			if f.RemoteCode == nil || *f.RemoteCode != want {
+				t.Fatalf("RemoteCode = %+v, want %+v", f.RemoteCode, want)
+			}
+			if f.CodePath != "" || f.CodeKey() != "sha256:"+want.SHA256 || f.CodeName() != want.URI {
+				t.Errorf("CodePath %q CodeKey %q CodeName %q", f.CodePath, f.CodeKey(), f.CodeName())
+			}
+			if f.VMKey() == cfg.Listeners[0].Filters[1].VMKey() {
+				t.Error("remote and local code share a VM key")
 			}
 		})
 	}

@@ -145,15 +145,66 @@ type WasmFilter struct {
 	// while it pauses them) and the headers move on when it continues.
 	AllowOnHeadersStopIteration bool
 	// CodePath is config.vm_config.code.local.filename made absolute against
-	// the working directory at load time, as Envoy resolves it.
+	// the working directory at load time, as Envoy resolves it. It is "" when
+	// the code is remote.
 	CodePath string
+	// RemoteCode is config.vm_config.code.remote, nil when the code is local.
+	RemoteCode *RemoteCode
+}
+
+// CodeKey identifies the filter's module: the local file, or the remote
+// source's sha256 (Envoy caches remote code by its hash).
+func (f *WasmFilter) CodeKey() string {
+	if f.RemoteCode != nil {
+		return "sha256:" + f.RemoteCode.SHA256
+	}
+	return f.CodePath
+}
+
+// CodeName names the module in messages: the file or the remote URI.
+func (f *WasmFilter) CodeName() string {
+	if f.RemoteCode != nil {
+		return f.RemoteCode.URI
+	}
+	return f.CodePath
 }
 
 // VMKey identifies the VM this filter runs on: filters with equal keys share
 // one VM per worker, as Envoy shares a VM between filters with the same
 // vm_id, code and VM configuration.
 func (f *WasmFilter) VMKey() string {
-	return f.VMID + "\x00" + f.CodePath + "\x00" + f.Runtime + "\x00" + string(f.VMConfiguration)
+	return f.VMID + "\x00" + f.CodeKey() + "\x00" + f.Runtime + "\x00" + string(f.VMConfiguration)
+}
+
+// Envoy's defaults for fetching remote code (RemoteDataSource.retry_policy
+// absent or partly set).
+const (
+	// DefaultRemoteRetries is retry_policy.num_retries' default.
+	DefaultRemoteRetries = 1
+	// DefaultRemoteBackoff is retry_back_off.base_interval's default; the
+	// max_interval default is 10 times the base interval.
+	DefaultRemoteBackoff = time.Second
+)
+
+// RemoteCode is a RemoteDataSource: the module is fetched once, at start,
+// with GET URI through Cluster, and must hash to SHA256. A failed fetch (no
+// answer, a status other than 200, an empty body or a hash mismatch) is
+// retried Retries times with a jittered exponential back-off between
+// BaseInterval and MaxInterval, as Envoy's remote data provider does.
+type RemoteCode struct {
+	// URI is http_uri.uri: its path and query are requested, its host is
+	// the Host header; the connection goes to the cluster's endpoints.
+	URI string
+	// Cluster is http_uri.cluster; it names a cluster of the bootstrap.
+	Cluster string
+	// Timeout is http_uri.timeout, for one attempt (0: none).
+	Timeout time.Duration
+	// SHA256 is the expected digest, lowercase hex.
+	SHA256 string
+	// Retries, BaseInterval and MaxInterval come from retry_policy.
+	Retries      int
+	BaseInterval time.Duration
+	MaxInterval  time.Duration
 }
 
 // ClusterType is the cluster's discovery type.

@@ -1,9 +1,12 @@
 package bootstrap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -241,7 +244,7 @@ func httpConnectionManager(path string, hcm *hcmv3.HttpConnectionManager, ln *Li
 			if err := unpack(hfPath, "http filter", hf.GetName(), tc, &w); err != nil {
 				return err
 			}
-			wf, err := wasmFilter(hfPath+".typed_config", hf.GetName(), &w)
+			wf, err := wasmFilter(hfPath+".typed_config", hf.GetName(), &w, cfg)
 			if err != nil {
 				return err
 			}
@@ -325,7 +328,7 @@ func route(path string, r *routev3.Route, cfg *Config) (*Route, error) {
 	return rt, nil
 }
 
-func wasmFilter(path, name string, w *wasmfilterv3.Wasm) (*WasmFilter, error) {
+func wasmFilter(path, name string, w *wasmfilterv3.Wasm, cfg *Config) (*WasmFilter, error) {
 	if err := only(path, w, "config"); err != nil {
 		return nil, err
 	}
@@ -352,13 +355,13 @@ func wasmFilter(path, name string, w *wasmfilterv3.Wasm) (*WasmFilter, error) {
 		return nil, unsupportedf(path, "vm_config is required")
 	}
 	vmPath := path + ".vm_config"
-	if err := vmConfig(vmPath, vm, wf); err != nil {
+	if err := vmConfig(vmPath, vm, wf, cfg); err != nil {
 		return nil, err
 	}
 	return wf, nil
 }
 
-func vmConfig(path string, vm *wasmv3.VmConfig, wf *WasmFilter) error {
+func vmConfig(path string, vm *wasmv3.VmConfig, wf *WasmFilter, cfg *Config) error {
 	if err := only(path, vm, "vm_id", "runtime", "code", "configuration"); err != nil {
 		return err
 	}
@@ -371,8 +374,9 @@ func vmConfig(path string, vm *wasmv3.VmConfig, wf *WasmFilter) error {
 	if code == nil {
 		return unsupportedf(path, "code is required")
 	}
-	if code.GetRemote() != nil {
-		return unsupportedf(path+".code.remote", "not supported yet (use code.local.filename)")
+	if r := code.GetRemote(); r != nil {
+		wf.RemoteCode, err = remoteCode(path+".code.remote", r, cfg)
+		return err
 	}
 	local := code.GetLocal()
 	if local == nil {
@@ -389,6 +393,60 @@ func vmConfig(path string, vm *wasmv3.VmConfig, wf *WasmFilter) error {
 		return invalidf(path+".code.local.filename", "%v", err)
 	}
 	return nil
+}
+
+// remoteCode extracts a RemoteDataSource. Its http_uri.cluster must be a
+// cluster of the bootstrap: Envoy's fetch through an unknown cluster fails
+// ("no cluster"), so the gateway refuses it when it loads the file.
+func remoteCode(path string, r *corev3.RemoteDataSource, cfg *Config) (*RemoteCode, error) {
+	if err := only(path, r, "http_uri", "sha256", "retry_policy"); err != nil {
+		return nil, err
+	}
+	hu := r.GetHttpUri()
+	if err := only(path+".http_uri", hu, "uri", "cluster", "timeout"); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(hu.GetUri())
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, invalidf(path+".http_uri.uri", "want an http or https URL with a host, got %q", hu.GetUri())
+	}
+	if cfg.Cluster(hu.GetCluster()) == nil {
+		return nil, invalidf(path+".http_uri.cluster", "unknown cluster %q", hu.GetCluster())
+	}
+	sum := strings.ToLower(r.GetSha256())
+	if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+		return nil, invalidf(path+".sha256", "want 64 hex digits, got %q", r.GetSha256())
+	}
+	rc := &RemoteCode{
+		URI:          hu.GetUri(),
+		Cluster:      hu.GetCluster(),
+		Timeout:      hu.GetTimeout().AsDuration(),
+		SHA256:       sum,
+		Retries:      DefaultRemoteRetries,
+		BaseInterval: DefaultRemoteBackoff,
+	}
+	if rp := r.GetRetryPolicy(); rp != nil {
+		rpPath := path + ".retry_policy"
+		if err := only(rpPath, rp, "retry_back_off", "num_retries"); err != nil {
+			return nil, err
+		}
+		if n := rp.GetNumRetries(); n != nil {
+			rc.Retries = int(n.GetValue())
+		}
+		if b := rp.GetRetryBackOff(); b != nil {
+			rc.BaseInterval = b.GetBaseInterval().AsDuration()
+			if m := b.GetMaxInterval(); m != nil {
+				rc.MaxInterval = m.AsDuration()
+				if rc.MaxInterval < rc.BaseInterval {
+					return nil, invalidf(rpPath+".retry_back_off.max_interval", "must not be below base_interval")
+				}
+			}
+		}
+	}
+	if rc.MaxInterval == 0 {
+		rc.MaxInterval = 10 * rc.BaseInterval
+	}
+	return rc, nil
 }
 
 // anyBytes returns the bytes Envoy hands a plugin for a configuration Any:

@@ -1,20 +1,27 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
 
 	"ai-proxy/filter/proxywasm/abi"
+	"ai-proxy/harness"
 )
 
 // adminHandler serves Envoy's admin endpoints the harness supports:
 // GET /ready (200 "LIVE" once every listener accepts, else 503) and
-// GET /stats/prometheus (the filters' metrics and the gateway's counters).
+// GET /stats/prometheus (the filters' metrics and the gateway's counters);
+// and two of its own for tests and leak hunting: GET /debug/streams
+// (StreamStats as JSON) and GET /debug/memory (MemoryStats as JSON; with
+// ?gc=1 a garbage collection that returns freed memory to the OS runs first).
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -30,7 +37,83 @@ func (g *Gateway) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=UTF-8")
 		g.WritePrometheus(w)
 	})
+	mux.HandleFunc("GET /debug/streams", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, g.StreamStats())
+	})
+	mux.HandleFunc("GET /debug/memory", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") == "1" {
+			debug.FreeOSMemory()
+		}
+		writeJSON(w, g.MemoryStats())
+	})
 	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// StreamStats counts what is open in the gateway at one moment (GET
+// /debug/streams). Once every client request has ended, LiveStreams,
+// ActiveRequests, UpstreamRequests and HTTPCalls are 0; UpstreamConnections
+// then counts the idle keep-alive connections only.
+type StreamStats struct {
+	// LiveStreams is the number of filter streams (HTTP contexts) created and
+	// not yet done, over every VM.
+	LiveStreams int `json:"live_streams"`
+	// ActiveRequests is the number of downstream requests being served.
+	ActiveRequests int64 `json:"active_requests"`
+	// UpstreamRequests is the number of requests sent to route clusters whose
+	// response has not been released yet.
+	UpstreamRequests int64 `json:"upstream_requests"`
+	// UpstreamConnections is the number of open TCP connections to clusters,
+	// in use or idle (proxy_http_call connections included).
+	UpstreamConnections int64 `json:"upstream_connections"`
+	// HTTPCalls is the number of proxy_http_calls not answered yet.
+	HTTPCalls int64 `json:"http_calls"`
+	// Goroutines is runtime.NumGoroutine().
+	Goroutines int `json:"goroutines"`
+}
+
+// StreamStats returns the current counts.
+func (g *Gateway) StreamStats() StreamStats {
+	st := StreamStats{
+		ActiveRequests:      g.activeRequests.Load(),
+		UpstreamRequests:    g.upstreamRequests.Load(),
+		UpstreamConnections: g.upstreamConns.Load(),
+		HTTPCalls:           g.httpCalls.Load(),
+		Goroutines:          runtime.NumGoroutine(),
+	}
+	for _, vm := range g.vms() {
+		st.LiveStreams += vm.LiveStreams()
+	}
+	return st
+}
+
+// MemoryStats is the gateway's memory at one moment (GET /debug/memory).
+type MemoryStats struct {
+	// HeapAlloc, HeapInuse, HeapSys, Sys and NumGC are the Go runtime's
+	// (runtime.MemStats), in bytes.
+	HeapAlloc uint64 `json:"heap_alloc"`
+	HeapInuse uint64 `json:"heap_inuse"`
+	HeapSys   uint64 `json:"heap_sys"`
+	Sys       uint64 `json:"sys"`
+	NumGC     uint32 `json:"num_gc"`
+	// VMMemory is the sum of the VMs' linear memory sizes, in bytes.
+	VMMemory uint64 `json:"vm_memory"`
+}
+
+// MemoryStats reads the runtime's memory statistics (a short stop of the world).
+func (g *Gateway) MemoryStats() MemoryStats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := MemoryStats{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, HeapSys: ms.HeapSys, Sys: ms.Sys, NumGC: ms.NumGC}
+	for _, vm := range g.vms() {
+		st.VMMemory += uint64(vm.MemorySize())
+	}
+	return st
 }
 
 // WritePrometheus writes the filters' metrics and the gateway's counters in
@@ -105,4 +188,15 @@ func slogLevel(l abi.LogLevel) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelError + 4
+}
+
+// vms returns every worker's VMs.
+func (g *Gateway) vms() []*harness.VM {
+	var out []*harness.VM
+	for _, wk := range g.workers {
+		for _, vm := range wk.vms {
+			out = append(out, vm)
+		}
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -119,6 +120,15 @@ type exchange struct {
 
 	wroteHeaders bool
 	status       int
+
+	// access log state
+	start     time.Time
+	requestID string
+	bytesIn   int64  // request body bytes read from the client
+	bytesOut  int64  // response body bytes written to the client
+	flag      string // the first response flag set (flag* constants)
+	taken     bool   // the streamed round trip's result was received
+	reset     bool   // the stream ends with a reset (the connection is closed)
 }
 
 type roundTrip struct {
@@ -130,8 +140,11 @@ type roundTrip struct {
 // when the connection was accepted) hosts every filter's stream.
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := l.g
+	start := time.Now()
 	g.active.Add(1)
 	defer g.active.Done()
+	g.activeRequests.Add(1)
+	defer g.activeRequests.Add(-1)
 	wk, _ := r.Context().Value(workerKey{}).(*worker)
 	if wk == nil {
 		wk = g.pickWorker()
@@ -155,6 +168,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		respPending: make([]int, n),
 		reqHold:     n,
 		respHold:    -1,
+		start:       start,
 	}
 	for i, p := range plugins {
 		x.streams[i] = p.NewStream()
@@ -162,12 +176,13 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer x.finish()
 	if err := x.run(); err != nil {
+		x.reset = true
 		panic(http.ErrAbortHandler) // closes the connection: Envoy's stream reset
 	}
 }
 
 // finish ends every filter stream (on_log, on_done, on_delete), releases the
-// upstream request and counts the response.
+// upstream request, counts the response and writes the access-log line.
 func (x *exchange) finish() {
 	for _, s := range x.streams {
 		s.Done()
@@ -181,7 +196,64 @@ func (x *exchange) finish() {
 	if x.upCancel != nil {
 		x.upCancel()
 	}
+	if x.result != nil && !x.taken {
+		// The streamed round trip still runs (or ended unread): close its
+		// response, if any, when it comes.
+		go func(ch <-chan roundTrip) {
+			if res := <-ch; res.resp != nil {
+				res.resp.Body.Close()
+			}
+		}(x.result)
+	}
+	if x.reset && x.ctx.Err() != nil {
+		x.setFlag(flagDownstreamDisconnect)
+	}
 	x.g.stats.request(x.l.cfg.Name, x.status)
+	if x.g.access != nil {
+		x.log()
+	}
+}
+
+// setFlag records the response flag f unless one is set already.
+func (x *exchange) setFlag(f string) {
+	if x.flag == "" {
+		x.flag = f
+	}
+}
+
+// log writes the request's access-log line. The streams are done: their
+// properties are final.
+func (x *exchange) log() {
+	e := AccessLogEntry{
+		StartTime:     startTime(x.start),
+		Listener:      x.l.cfg.Name,
+		Method:        x.r.Method,
+		Path:          x.r.RequestURI,
+		Authority:     x.r.Host,
+		Protocol:      x.r.Proto,
+		Status:        x.status,
+		ResponseFlags: x.flag,
+		DurationMS:    durationMS(time.Since(x.start)),
+		BytesReceived: x.bytesIn,
+		BytesSent:     x.bytesOut,
+		RequestID:     x.requestID,
+	}
+	if x.route != nil {
+		e.UpstreamCluster = x.route.Cluster
+	}
+	var props map[string][]byte
+	for _, s := range x.streams {
+		for k, v := range s.Properties() {
+			if !loggedProperty(k) {
+				continue
+			}
+			if props == nil {
+				props = make(map[string][]byte)
+			}
+			props[k] = v // a later filter's value wins
+		}
+	}
+	x.g.access.write(&e, props)
 }
 
 func (x *exchange) run() error {
@@ -243,8 +315,10 @@ func (x *exchange) wait(i int, t abi.StreamType) (*localReply, error) {
 		select {
 		case <-s.Signal():
 		case <-x.ctx.Done():
+			x.setFlag(flagDownstreamDisconnect)
 			return nil, errReset
 		case <-timer.C:
+			x.setFlag(flagStreamIdleTimeout)
 			return jsonError(http.StatusRequestTimeout, "stream timeout", "api_error", "stream_timeout"), nil
 		}
 	}
@@ -266,6 +340,7 @@ func (x *exchange) wait(i int, t abi.StreamType) (*localReply, error) {
 // Pausing at end of stream waits for proxy_continue_stream or a local response.
 func (x *exchange) decode() (*localReply, error) {
 	hs := requestHeaders(x.r, x.l.cfg.StripAnyHostPort)
+	x.requestID = harness.HeaderValue(hs, "x-request-id")
 	eos := x.r.Body == nil || x.r.Body == http.NoBody
 	if rep, err := x.requestHeaders(0, hs, eos); rep != nil || err != nil || eos {
 		return rep, err
@@ -273,8 +348,10 @@ func (x *exchange) decode() (*localReply, error) {
 	buf := make([]byte, requestChunk)
 	for {
 		n, err := x.r.Body.Read(buf)
+		x.bytesIn += int64(n)
 		last := err == io.EOF
 		if err != nil && !last {
+			x.setFlag(flagDownstreamDisconnect)
 			return nil, errReset
 		}
 		if n == 0 && !last {
@@ -377,6 +454,7 @@ func (x *exchange) routeHeaders(hs []abi.Header, eos bool) *localReply {
 	_, rt := findRoute(x.l.cfg.VirtualHosts, harness.HeaderValue(hs, ":authority"),
 		harness.HeaderValue(hs, ":path"), x.l.cfg.IgnorePortInHostMatching)
 	if rt == nil {
+		x.setFlag(flagNoRoute)
 		return jsonError(http.StatusNotFound, "no route matched the request", "invalid_request_error", "route_not_found")
 	}
 	x.route, x.up, x.upHeaders = rt, x.g.clusters[rt.Cluster], hs
@@ -441,7 +519,7 @@ func (x *exchange) startStreaming() {
 		return
 	}
 	go func() {
-		resp, err := x.up.transport.RoundTrip(req)
+		resp, err := x.g.send(x.up.transport, req)
 		x.result <- roundTrip{resp, err}
 	}()
 	buffered := x.upBody
@@ -484,17 +562,20 @@ func (x *exchange) roundTrip() (*http.Response, *localReply, error) {
 		if err != nil {
 			return nil, jsonError(http.StatusBadRequest, "invalid request headers: "+err.Error(), "invalid_request_error", "bad_request"), nil
 		}
-		res.resp, res.err = x.up.transport.RoundTrip(req)
+		res.resp, res.err = x.g.send(x.up.transport, req)
 	} else {
 		res = <-x.result
+		x.taken = true
 	}
 	if res.err == nil {
 		return res.resp, nil, nil
 	}
 	switch {
 	case x.timedOut.Load():
+		x.setFlag(flagUpstreamTimeout)
 		return nil, timeoutReply(), nil
 	case x.ctx.Err() != nil:
+		x.setFlag(flagDownstreamDisconnect)
 		return nil, nil, errReset
 	case errors.Is(res.err, errBadRequest):
 		return nil, jsonError(http.StatusBadRequest, "invalid request headers: "+res.err.Error(), "invalid_request_error", "bad_request"), nil
@@ -502,6 +583,7 @@ func (x *exchange) roundTrip() (*http.Response, *localReply, error) {
 		return nil, jsonError(http.StatusServiceUnavailable, "no healthy upstream", "api_error", "upstream_unavailable"), nil
 	}
 	x.g.log.Debug("upstream request failed", "listener", x.l.cfg.Name, "cluster", x.up.cfg.Name, "err", res.err)
+	x.setFlag(flagUpstreamFailure)
 	return nil, jsonError(http.StatusServiceUnavailable, "upstream connect error or disconnect/reset before headers", "api_error", "upstream_unavailable"), nil
 }
 
@@ -565,6 +647,14 @@ func (x *exchange) encodeAll(hs []abi.Header, eos bool, src bodySource) error {
 	for {
 		chunk, last, err := src.next()
 		if err != nil {
+			switch {
+			case x.timedOut.Load():
+				x.setFlag(flagUpstreamTimeout)
+			case x.ctx.Err() != nil:
+				x.setFlag(flagDownstreamDisconnect)
+			default:
+				x.setFlag(flagUpstreamReset)
+			}
 			return errReset
 		}
 		if err := x.responseData(len(x.streams)-1, chunk, last); err != nil {
@@ -646,7 +736,10 @@ func (x *exchange) responseData(from int, chunk []byte, eos bool) error {
 		}
 	}
 	if len(chunk) > 0 {
-		if _, err := x.w.Write(chunk); err != nil {
+		n, err := x.w.Write(chunk)
+		x.bytesOut += int64(n)
+		if err != nil {
+			x.setFlag(flagDownstreamDisconnect)
 			return errReset
 		}
 	}
@@ -703,9 +796,41 @@ func (x *exchange) writeDirect(rep *localReply) error {
 	}
 	x.writeHeaders(rep.responseHeaders())
 	if len(rep.body) > 0 && x.r.Method != http.MethodHead {
-		if _, err := x.w.Write(rep.body); err != nil {
+		n, err := x.w.Write(rep.body)
+		x.bytesOut += int64(n)
+		if err != nil {
+			x.setFlag(flagDownstreamDisconnect)
 			return errReset
 		}
 	}
 	return nil
+}
+
+// send performs one router request on rt. It counts in upstreamRequests
+// until the response body is closed (or at once when the request fails).
+func (g *Gateway) send(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	g.upstreamRequests.Add(1)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		g.upstreamRequests.Add(-1)
+		return nil, err
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		g.upstreamRequests.Add(-1)
+		return resp, nil
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, n: &g.upstreamRequests}
+	return resp, nil
+}
+
+// countedBody decrements n on its first Close.
+type countedBody struct {
+	io.ReadCloser
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(func() { b.n.Add(-1) })
+	return b.ReadCloser.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,6 +53,12 @@ type Options struct {
 	// StreamIdleTimeout bounds the wait on a paused filter; 0 means
 	// DefaultStreamIdleTimeout.
 	StreamIdleTimeout time.Duration
+	// AccessLog, when set, receives one JSON line per downstream request
+	// (AccessLogEntry and the filters' llm_* properties), written when the
+	// request ends, after the filters' proxy_on_log. nil: no access log.
+	// Lines are written whole, one Write each, from many goroutines (one at a
+	// time).
+	AccessLog io.Writer
 }
 
 // Gateway is a running (or ready to start) proxy. Create it with New, then
@@ -62,7 +69,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *harness.Metrics
 
-	modules   map[string]*harness.Module // by code path
+	modules   map[string]*harness.Module // by bootstrap.WasmFilter.CodeKey
 	workers   []*worker
 	listeners []*listener
 	clusters  map[string]*upstream
@@ -81,6 +88,13 @@ type Gateway struct {
 	mu      sync.Mutex
 	stats   *counters
 	active  sync.WaitGroup // requests being served
+	access  *accessLog     // nil: no access log
+
+	// Gauges of /debug/streams.
+	activeRequests   atomic.Int64 // downstream requests being served
+	upstreamRequests atomic.Int64 // router requests sent and whose response body is not closed yet
+	upstreamConns    atomic.Int64 // open TCP connections to clusters (in use or idle)
+	httpCalls        atomic.Int64 // proxy_http_calls in flight
 }
 
 // listener is one bootstrap listener at run time.
@@ -99,8 +113,10 @@ type worker struct {
 	plugins [][]*harness.Plugin // [listener index][filter index]
 }
 
-// New compiles every distinct wasm file once, creates the workers with their
-// VMs and starts each filter's plugin on every worker. A plugin that rejects
+// New compiles every distinct wasm module once (a local file, or remote code
+// fetched once through its cluster and checked against its sha256, see
+// fetchRemote), creates the workers with their VMs and starts each filter's
+// plugin on every worker. A plugin that rejects
 // its configuration fails New with "listener L: filter F: plugin
 // configuration rejected: reason".
 func New(cfg *bootstrap.Config, opts Options) (*Gateway, error) {
@@ -136,6 +152,9 @@ func New(cfg *bootstrap.Config, opts Options) (*Gateway, error) {
 		cancel:   cancel,
 		stats:    newCounters(),
 	}
+	if opts.AccessLog != nil {
+		g.access = &accessLog{w: opts.AccessLog}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -147,24 +166,31 @@ func New(cfg *bootstrap.Config, opts Options) (*Gateway, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
+		u.conns = &g.upstreamConns
 		g.clusters[c.Name] = u
 	}
 	g.direct = newDirectCaller()
 	for i, l := range cfg.Listeners {
 		g.listeners = append(g.listeners, &listener{index: i, cfg: l, g: g})
 		for _, f := range l.Filters {
-			if _, done := g.modules[f.CodePath]; done {
+			if _, done := g.modules[f.CodeKey()]; done {
 				continue
 			}
-			wasm, err := os.ReadFile(f.CodePath)
-			if err != nil {
+			var wasm []byte
+			var err error
+			if f.RemoteCode != nil {
+				wasm, err = g.fetchRemote(ctx, f.RemoteCode)
+				if err != nil {
+					return nil, fmt.Errorf("listener %s: filter %s: %w %s: %w", l.Name, filterName(f), ErrModule, f.RemoteCode.URI, err)
+				}
+			} else if wasm, err = os.ReadFile(f.CodePath); err != nil {
 				return nil, fmt.Errorf("listener %s: filter %s: %w: %v", l.Name, filterName(f), ErrModule, err)
 			}
 			m, err := harness.Compile(ctx, wasm)
 			if err != nil {
-				return nil, fmt.Errorf("listener %s: filter %s: %w %s: %v", l.Name, filterName(f), ErrModule, f.CodePath, err)
+				return nil, fmt.Errorf("listener %s: filter %s: %w %s: %v", l.Name, filterName(f), ErrModule, f.CodeName(), err)
 			}
-			g.modules[f.CodePath] = m
+			g.modules[f.CodeKey()] = m
 		}
 	}
 	for w := 0; w < opts.Workers; w++ {
@@ -254,7 +280,9 @@ func (g *Gateway) newVM(worker int, f *bootstrap.WasmFilter, key string) (*harne
 			if do == nil {
 				return false
 			}
+			g.httpCalls.Add(1)
 			go func() {
+				defer g.httpCalls.Add(-1)
 				resp := do(g.ctx)
 				select {
 				case <-vmReady:
@@ -268,7 +296,7 @@ func (g *Gateway) newVM(worker int, f *bootstrap.WasmFilter, key string) (*harne
 			return true
 		},
 	}
-	vm, err := g.modules[f.CodePath].NewVM(g.ctx, env)
+	vm, err := g.modules[f.CodeKey()].NewVM(g.ctx, env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrModule, err)
 	}

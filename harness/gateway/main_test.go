@@ -61,7 +61,8 @@ func goTool() string {
 // Tag as its plugin configuration.
 type filterSpec struct {
 	Tag       string
-	AllowStop bool // allow_on_headers_stop_iteration
+	AllowStop bool           // allow_on_headers_stop_iteration
+	Code      map[string]any // vm_config.code; nil: local filterWasm
 }
 
 type routeSpec struct {
@@ -98,6 +99,10 @@ type setup struct {
 func (s setup) document() map[string]any {
 	var httpFilters []any
 	for _, f := range s.Filters {
+		code := f.Code
+		if code == nil {
+			code = map[string]any{"local": map[string]any{"filename": filterWasm}}
+		}
 		cfg := map[string]any{
 			"name":    "test-" + f.Tag,
 			"root_id": "root",
@@ -108,7 +113,7 @@ func (s setup) document() map[string]any {
 			"vm_config": map[string]any{
 				"vm_id":   "test",
 				"runtime": "envoy.wasm.runtime.v8",
-				"code":    map[string]any{"local": map[string]any{"filename": filterWasm}},
+				"code":    code,
 			},
 		}
 		if f.AllowStop {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,7 @@ type upstream struct {
 	transport *http.Transport
 	tls       *tls.Config // nil for plain HTTP
 	next      atomic.Uint64
+	conns     *atomic.Int64 // open connections of the gateway's clusters; nil: not counted
 }
 
 func newUpstream(c *bootstrap.Cluster) (*upstream, error) {
@@ -85,7 +87,32 @@ func (u *upstream) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 		return nil, err
 	}
 	d := net.Dialer{Timeout: u.cfg.ConnectTimeout}
-	return d.DialContext(ctx, u.cfg.Network, ep.Addr())
+	conn, err := d.DialContext(ctx, u.cfg.Network, ep.Addr())
+	if err != nil {
+		return nil, err
+	}
+	return u.counted(conn), nil
+}
+
+// counted wraps conn so that it counts in u.conns until it is closed.
+func (u *upstream) counted(conn net.Conn) net.Conn {
+	if u.conns == nil {
+		return conn
+	}
+	u.conns.Add(1)
+	return &countedConn{Conn: conn, n: u.conns}
+}
+
+// countedConn decrements n on its first Close.
+type countedConn struct {
+	net.Conn
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.n.Add(-1) })
+	return c.Conn.Close()
 }
 
 // dialTLS connects and handshakes within connect_timeout, sending the
@@ -102,6 +129,7 @@ func (u *upstream) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn = u.counted(conn)
 	cfg := u.tls.Clone()
 	if cfg.ServerName == "" && net.ParseIP(ep.Host) == nil {
 		cfg.ServerName = ep.Host

@@ -1,7 +1,11 @@
 // Command gateway runs proxy-wasm filters from an Envoy v3 bootstrap on the
 // harness (wazero) host:
 //
-//	gateway -config FILE [-workers N] [-profile envoy|apisix|strict-wasi] [-mock-llm ADDR] [-log-level LEVEL]
+//	gateway -config FILE [-workers N] [-profile envoy|apisix|strict-wasi] [-mock-llm ADDR] [-log-level LEVEL] [-access-log PATH]
+//
+// It writes one JSON access-log line per request (gateway.AccessLogEntry and
+// the filters' llm_* properties) to stderr, or to -access-log PATH: a file
+// (appended to), "-" for stdout, "off" for none.
 //
 // It exits non-zero with one line "gateway: <reason>" when the bootstrap is
 // invalid or unsupported, a plugin rejects its configuration, or an address
@@ -22,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,13 +48,14 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run is the command; it returns the exit code. It serves until ctx is done.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stderr = &syncWriter{w: stderr} // the logger and the access log share it
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "gateway: %s\n", oneLine(err.Error()))
 		return code
@@ -61,6 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	profile := fs.String("profile", string(harness.ProfileEnvoy), "host profile: envoy, apisix or strict-wasi")
 	mockAddr := fs.String("mock-llm", "", "start the embedded mock LLM on `addr` (host:port) first")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	accessPath := fs.String("access-log", "", "write the JSON access log to `path` (appended; \"-\": stdout, \"off\": none; default: stderr)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -88,6 +95,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitFail, err)
 	}
+	var accessLog io.Writer
+	switch *accessPath {
+	case "":
+		accessLog = stderr
+	case "-":
+		accessLog = stdout
+	case "off":
+	default:
+		f, err := os.OpenFile(*accessPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fail(exitFail, fmt.Errorf("-access-log: %v", err))
+		}
+		defer f.Close()
+		accessLog = f
+	}
 	if *mockAddr != "" {
 		ln, err := net.Listen("tcp", *mockAddr)
 		if err != nil {
@@ -98,9 +120,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: mock LLM on %s\n", ln.Addr())
 	}
 	g, err := gateway.New(cfg, gateway.Options{
-		Workers: *workers,
-		Profile: harness.Profile(*profile),
-		Logger:  logger,
+		Workers:   *workers,
+		Profile:   harness.Profile(*profile),
+		Logger:    logger,
+		AccessLog: accessLog,
 	})
 	if err != nil {
 		return fail(exitFail, err)
@@ -131,3 +154,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -298,4 +299,97 @@ func TestServeAndStop(t *testing.T) {
 	if !strings.Contains(w.String(), "gateway: stopped\n") {
 		t.Errorf("no stop line; stderr:\n%s", w.String())
 	}
+}
+
+func TestAccessLogFlag(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	cfg := writeFile(t, "ok.yaml", bootstrapYAML("A", strings.TrimPrefix(up.URL, "http://")))
+	cases := []struct {
+		name  string
+		args  []string
+		where string // "stderr", "stdout", "file" or "" (nowhere)
+	}{
+		{"default is stderr", nil, "stderr"},
+		{"dash is stdout", []string{"-access-log", "-"}, "stdout"},
+		{"a file is appended to", []string{"-access-log", "FILE"}, "file"},
+		{"off", []string{"-access-log", "off"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeFile(t, "access.log", "earlier line\n")
+			args := []string{"-config", cfg, "-workers", "1"}
+			for _, a := range tc.args {
+				if a == "FILE" {
+					a = file
+				}
+				args = append(args, a)
+			}
+			cmd := exec.Command(binary, args...)
+			w := newWatcher()
+			var stdout strings.Builder
+			cmd.Stderr, cmd.Stdout = w, &stdout
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			addrs := w.waitReady(t)
+			req, _ := http.NewRequest("GET", "http://"+addrs["listener main"]+"/logged?q=1", nil)
+			req.Header.Set("X-Request-Id", "cli-"+tc.name)
+			req.Header.Set("X-Test-Prop", "llm_prompt_tokens=3;llm_model=m")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exit: %v; stderr:\n%s", err, w.String())
+			}
+			b, _ := os.ReadFile(file)
+			outputs := map[string]string{"stderr": w.String(), "stdout": stdout.String(), "file": string(b)}
+			want := `"path":"/logged?q=1"`
+			for where, out := range outputs {
+				n := strings.Count(out, want)
+				if where == tc.where && n != 1 {
+					t.Errorf("%s has %d access-log lines, want 1:\n%s", where, n, out)
+				}
+				if where != tc.where && n != 0 {
+					t.Errorf("%s has an access-log line, want none:\n%s", where, out)
+				}
+			}
+			if tc.where == "" {
+				return
+			}
+			var line map[string]any
+			for _, l := range strings.Split(outputs[tc.where], "\n") {
+				if strings.Contains(l, want) {
+					if err := json.Unmarshal([]byte(l), &line); err != nil {
+						t.Fatalf("access-log line is not JSON: %v: %s", err, l)
+					}
+				}
+			}
+			if line["request_id"] != "cli-"+tc.name || line["status"] != 200.0 || line["llm_prompt_tokens"] != 3.0 || line["llm_model"] != "m" {
+				t.Errorf("access-log line %v", line)
+			}
+			if tc.where == "file" && !strings.HasPrefix(outputs["file"], "earlier line\n{") {
+				t.Errorf("the file was not appended to:\n%s", outputs["file"])
+			}
+		})
+	}
+	t.Run("unwritable path", func(t *testing.T) {
+		cmd := exec.Command(binary, "-config", cfg, "-access-log", "/nonexistent/dir/access.log")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+			t.Fatalf("exit code %d (%v), want 1", code, err)
+		}
+		if line := lastLine(stderr.String()); line != "gateway: -access-log: open /nonexistent/dir/access.log: no such file or directory" {
+			t.Errorf("last line %q", line)
+		}
+	})
 }

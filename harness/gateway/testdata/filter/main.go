@@ -5,7 +5,8 @@
 // root context, several plugins may share the VM) that it
 // leaves in x-chain (request) and x-resp-chain (response) headers, or
 // "reject" to fail proxy_on_configure. Request headers x-test-* select what
-// a stream does (see the gateway tests).
+// a stream does (see the gateway tests); x-test-prop and x-test-prop-log
+// ("name=value;...") set stream properties in on_request_headers and on_log.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o filter.wasm .
 package main
@@ -51,6 +52,9 @@ func proxySetEffectiveContext(id uint32) uint32
 
 //go:wasmimport env proxy_define_metric
 func proxyDefineMetric(t uint32, name unsafe.Pointer, nameSize uint32, retID unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_set_property
+func proxySetProperty(path unsafe.Pointer, pathSize uint32, val unsafe.Pointer, valSize uint32) uint32
 
 //go:wasmimport env proxy_increment_metric
 func proxyIncrementMetric(id uint32, delta int64) uint32
@@ -158,6 +162,17 @@ type stream struct {
 	respBody   string // x-test-resp-body: buffer
 	hold       bool   // x-test-hold-headers: TAG: pause in on_request_headers until the body is complete
 	respHold   bool   // x-test-resp-hold-headers: TAG: the same on the response side
+	logProps   string // x-test-prop-log: "name=value;..." set in proxy_on_log
+}
+
+// setProps sets each "name=value" of the ';'-separated list as a stream
+// property (single-segment paths).
+func setProps(list string) {
+	for _, kv := range strings.Split(list, ";") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			proxySetProperty(sp(k), uint32(len(k)), sp(v), uint32(len(v)))
+		}
+	}
 }
 
 var (
@@ -219,6 +234,8 @@ func onRequestHeaders(ctx, n, eos uint32) uint32 {
 	st.hold = header(mapRequest, "x-test-hold-headers") == st.tag
 	st.respHold = header(mapRequest, "x-test-resp-hold-headers") == st.tag
 	st.callTO = 5000
+	setProps(header(mapRequest, "x-test-prop"))
+	st.logProps = header(mapRequest, "x-test-prop-log")
 	if v := header(mapRequest, "x-test-call-timeout"); v != "" {
 		t, _ := strconv.Atoi(v)
 		st.callTO = uint32(t)
@@ -360,7 +377,12 @@ func onResponseBody(ctx, size, eos uint32) uint32 {
 }
 
 //go:wasmexport proxy_on_log
-func onLog(ctx uint32) { proxyIncrementMetric(logged, 1) }
+func onLog(ctx uint32) {
+	proxyIncrementMetric(logged, 1)
+	if st := streams[ctx]; st != nil {
+		setProps(st.logProps)
+	}
+}
 
 //go:wasmexport proxy_on_done
 func onDone(ctx uint32) uint32 { return 1 }
