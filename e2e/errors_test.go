@@ -37,6 +37,7 @@ type matrixRow struct {
 	header   [][2]string       // nil: Content-Type application/json
 	body     string            //
 	llm      *mockllm.Behavior // queued for the LLM call; nil: the normal answer
+	early    bool              // the gateway answers before reading the whole body: use sendEarly
 
 	wantStatus int
 	// An error made by the gateway: code (and type when set).
@@ -74,7 +75,7 @@ func matrixRows() []matrixRow {
 			wantStatus: 400, wantCode: "body_not_object", wantType: "invalid_request_error"},
 		{name: "string body", listener: "callout", body: `"hello"`,
 			wantStatus: 400, wantCode: "body_not_object", wantType: "invalid_request_error"},
-		{name: "body over the buffer limit", listener: "callout", body: big,
+		{name: "body over the buffer limit", listener: "callout", body: big, early: true,
 			wantStatus: 413, wantCode: "body_too_large"},
 		{name: "LLM connection refused", listener: "down", body: okBody,
 			wantStatus: 502, wantCode: "llm_unreachable", maxElapsed: 2 * time.Second},
@@ -160,7 +161,13 @@ func (s *matrixSetup) run(t *testing.T, row matrixRow) {
 	if header == nil {
 		header = jsonCT
 	}
-	r := send(t, s.gw.URL(row.listener), Call{Header: header, Body: row.body})
+	call := Call{Header: header, Body: row.body}
+	var r Reply
+	if row.early {
+		r = sendEarly(t, s.gw.URL(row.listener), call)
+	} else {
+		r = send(t, s.gw.URL(row.listener), call)
+	}
 
 	if row.wantCode != "" {
 		wantError(t, r, row.wantStatus, row.wantCode, row.wantType)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -190,8 +191,24 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// closedPort returns a port on 127.0.0.1 where nothing listens.
-func closedPort(t *testing.T) int { return freePort(t) }
+// closedPort returns a port on 127.0.0.1 where nothing listens and nothing
+// will: a privileged port (the kernel never hands those out for port 0, so no
+// server of a test can take it later) that refuses connections now.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	for _, p := range []int{1, 9, 47, 79, 101, 401, 701, 901} {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p), time.Second)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return p
+		}
+	}
+	t.Fatal("no closed privileged port on 127.0.0.1")
+	return 0
+}
 
 // output collects a process's stdout and stderr and notices the ready line.
 type output struct {
@@ -488,8 +505,8 @@ var client = &http.Client{
 // callTimeout: later requests there fail at once instead of waiting again.
 var hung sync.Map
 
-// send makes the call against base (a gateway listener URL).
-func send(t *testing.T, base string, c Call) Reply {
+// newRequest builds the request of c against base.
+func newRequest(t *testing.T, base string, c Call) *http.Request {
 	t.Helper()
 	method, path := c.Method, c.Path
 	if method == "" {
@@ -515,8 +532,16 @@ func send(t *testing.T, base string, c Call) Reply {
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "ai-proxy-e2e")
 	}
+	return req
+}
+
+// send makes the call against base (a gateway listener URL).
+func send(t *testing.T, base string, c Call) Reply {
+	t.Helper()
+	req := newRequest(t, base, c)
+	what := req.Method + " " + req.URL.String()
 	if _, ok := hung.Load(base); ok {
-		t.Fatalf("%s %s: not sent, an earlier request to this listener got no answer in %v", method, base+path, callTimeout)
+		t.Fatalf("%s: not sent, an earlier request to this listener got no answer in %v", what, callTimeout)
 	}
 	t0 := time.Now()
 	resp, err := client.Do(req)
@@ -525,12 +550,42 @@ func send(t *testing.T, base string, c Call) Reply {
 		if errors.As(err, &ne) && ne.Timeout() {
 			hung.Store(base, true)
 		}
-		t.Fatalf("%s %s: %v", method, base+path, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, base+path, err)
+		t.Fatalf("%s: reading the body: %v", what, err)
+	}
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: b, Elapsed: time.Since(t0)}
+}
+
+// sendEarly is send for a request the gateway may answer before it has read
+// the whole body (413), closing the connection after its answer: the body is
+// written while the answer is read, so that a failed write (EPIPE, reset)
+// does not hide the answer, as it can with http.Client.
+func sendEarly(t *testing.T, base string, c Call) Reply {
+	t.Helper()
+	req := newRequest(t, base, c)
+	req.Close = true
+	what := req.Method + " " + req.URL.String()
+	conn, err := net.DialTimeout("tcp", req.URL.Host, 2*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(callTimeout))
+	t0 := time.Now()
+	wrote := make(chan error, 1)
+	go func() { wrote <- req.Write(conn) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatalf("%s: no answer: %v (writing the request: %v)", what, err, <-wrote)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: reading the body: %v", what, err)
 	}
 	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: b, Elapsed: time.Since(t0)}
 }

@@ -244,10 +244,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return
+			abort()
 		case <-s.closing:
 			t.Stop()
-			return
+			abort()
 		}
 	}
 	if b.Reset || b.Garbage {
@@ -317,9 +317,9 @@ func (s *Server) writeChunks(w http.ResponseWriter, r *http.Request, status int,
 			select {
 			case <-time.After(pace):
 			case <-r.Context().Done():
-				return all.Bytes()
+				abort()
 			case <-s.closing:
-				return all.Bytes()
+				abort()
 			}
 		}
 		if _, err := w.Write(c); err != nil {
@@ -342,6 +342,11 @@ func setContentType(w http.ResponseWriter, override, def string) {
 		w.Header().Set("Content-Type", def)
 	}
 }
+
+// abort ends the handler without an answer: net/http closes the connection
+// instead of completing the response (a handler that just returned would be
+// answered with an empty 200, which no real provider sends).
+func abort() { panic(http.ErrAbortHandler) }
 
 // hijackAndClose takes the connection from net/http and closes it, after
 // writing GarbageBytes when garbage is set, or with SO_LINGER 0 (a TCP RST)
