@@ -6,6 +6,7 @@ FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 COPY e2e/echo/ e2e/echo/
+COPY e2e/serve/ e2e/serve/
 COPY e2e/cmd/echo/ e2e/cmd/echo/
 RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/echo ./e2e/cmd/echo
 

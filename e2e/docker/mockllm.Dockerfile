@@ -6,6 +6,7 @@ FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 COPY e2e/mockllm/ e2e/mockllm/
+COPY e2e/serve/ e2e/serve/
 COPY e2e/cmd/mockllm/ e2e/cmd/mockllm/
 RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/mockllm ./e2e/cmd/mockllm
 

@@ -12,14 +12,12 @@ import (
 	"context"
 	"flag"
 	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"ai-proxy/e2e/echo"
+	"ai-proxy/e2e/serve"
 )
 
 func main() {
@@ -28,36 +26,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	m := echo.New()
-	if err := serve(ctx, *addr, m.Handler(), m.Reset); err != nil {
+	if err := serve.Run(ctx, "echo", *addr, m.Handler(), m.Reset); err != nil {
 		log.Fatalf("echo: %v", err)
 	}
-}
-
-// serve serves h on addr until ctx is done, calling forget every minute.
-func serve(ctx context.Context, addr string, h http.Handler, forget func()) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	log.Printf("echo: listening on %s", ln.Addr())
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				forget()
-			case <-ctx.Done():
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(sctx)
-				return
-			}
-		}
-	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
 }
