@@ -12,11 +12,16 @@ import (
 	"ai-proxy/e2e/mockllm"
 )
 
-// llmTimeoutMS is the plugin "timeout" of the error matrix's listeners.
-const llmTimeoutMS = 300
+// Plugin "timeout"s of the error matrix: a short one for the listeners that
+// test it, a long one elsewhere so that a loaded machine (-race, parallel
+// packages) does not turn other rows into timeouts.
+const (
+	llmTimeoutMS   = 300
+	llmNoTimeoutMS = 10000
+)
 
-// matrixConfig is the seed's first configuration with a short LLM timeout.
-func matrixConfig(passthrough bool, endpoint string) string {
+// matrixConfig is the seed's first configuration with an LLM timeout.
+func matrixConfig(passthrough bool, endpoint string, timeoutMS int) string {
 	override := ""
 	if endpoint != "" {
 		override = `"override": {"endpoint": "` + endpoint + `"},`
@@ -25,7 +30,7 @@ func matrixConfig(passthrough bool, endpoint string) string {
 "auth": {"header": {"Authorization": "Bearer ` + openAIKey + `"}},
 "model": {"provider": "openai", "name": "gpt-4", "options": {"max_tokens": 512, "temperature": 1.0}},
 ` + override + `
-"timeout": ` + strconv.Itoa(llmTimeoutMS) + `,
+"timeout": ` + strconv.Itoa(timeoutMS) + `,
 "passthrough": ` + strconv.FormatBool(passthrough) + `
 }`
 }
@@ -33,7 +38,7 @@ func matrixConfig(passthrough bool, endpoint string) string {
 // matrixRow is one line of the contract's "Errors the client sees".
 type matrixRow struct {
 	name     string
-	listener string            // "callout", "passthrough" or "down"
+	listener string            // "callout", "passthrough", "down", "slow" or "slow-passthrough"
 	header   [][2]string       // nil: Content-Type application/json
 	body     string            //
 	llm      *mockllm.Behavior // queued for the LLM call; nil: the normal answer
@@ -83,7 +88,7 @@ func matrixRows() []matrixRow {
 			wantStatus: 502, wantCode: "llm_unreachable", wantLLMCalls: 1, maxElapsed: 2 * time.Second},
 		{name: "LLM answers garbage", listener: "callout", body: okBody, llm: &mockllm.Behavior{Garbage: true},
 			wantStatus: 502, wantCode: "llm_unreachable", wantLLMCalls: 1, maxElapsed: 2 * time.Second},
-		{name: "LLM too slow", listener: "callout", body: okBody, llm: &mockllm.Behavior{Delay: 3 * time.Second},
+		{name: "LLM too slow", listener: "slow", body: okBody, llm: &mockllm.Behavior{Delay: 3 * time.Second},
 			wantStatus: 504, wantCode: "llm_timeout", wantType: "api_error", wantLLMCalls: 1,
 			minElapsed: llmTimeoutMS * time.Millisecond * 3 / 4, maxElapsed: 1500 * time.Millisecond},
 		{name: "LLM 429 relayed", listener: "callout", body: okBody,
@@ -107,8 +112,9 @@ func matrixRows() []matrixRow {
 		{name: "LLM 503 relayed (passthrough=true)", listener: "passthrough", body: okBody,
 			llm:        &mockllm.Behavior{Status: 503, Body: []byte(`{"error":{"message":"overloaded"}}`), ContentType: "application/json"},
 			wantStatus: 503, wantBody: `{"error":{"message":"overloaded"}}`, wantContentType: "application/json", wantLLMCalls: 1},
-		{name: "LLM too slow (passthrough=true)", listener: "passthrough", body: okBody, llm: &mockllm.Behavior{Delay: 3 * time.Second},
-			wantStatus: 504, wantCode: "llm_timeout", wantType: "api_error", wantLLMCalls: 1, maxElapsed: 1500 * time.Millisecond},
+		{name: "LLM too slow (passthrough=true)", listener: "slow-passthrough", body: okBody, llm: &mockllm.Behavior{Delay: 3 * time.Second},
+			wantStatus: 504, wantCode: "llm_timeout", wantType: "api_error", wantLLMCalls: 1,
+			minElapsed: llmTimeoutMS * time.Millisecond * 3 / 4, maxElapsed: 1500 * time.Millisecond},
 		{name: "JSON content type with parameters accepted", listener: "callout",
 			header: [][2]string{{"Content-Type", "application/json; charset=utf-8"}}, body: okBody,
 			wantStatus: 200, wantContentType: "application/json", wantLLMCalls: 1},
@@ -116,8 +122,9 @@ func matrixRows() []matrixRow {
 }
 
 // matrixSetup is a gateway with the listeners the matrix uses: "callout"
-// (passthrough=false, a 64 KiB buffer limit), "passthrough" (to the echo) and
-// "down" (its LLM cluster points at a closed port).
+// (passthrough=false, a 64 KiB buffer limit), "passthrough" (to the echo),
+// "down" (its LLM cluster points at a closed port), and "slow" and
+// "slow-passthrough" (a 300 ms LLM timeout).
 type matrixSetup struct {
 	gw   *Gateway
 	llm  *mockllm.Server
@@ -136,9 +143,11 @@ func startMatrix(t *testing.T, args ...string) *matrixSetup {
 	deadEndpoint := "http://127.0.0.1:" + strconv.Itoa(dead) + "/v1/chat/completions"
 	s.gw = StartGateway(t, Bootstrap{
 		Listeners: []Listener{
-			{Name: "callout", Plugin: matrixConfig(false, ""), Cluster: "httpbin", BufferLimit: 64 << 10},
-			{Name: "passthrough", Plugin: matrixConfig(true, ""), Cluster: "httpbin"},
-			{Name: "down", Plugin: matrixConfig(false, deadEndpoint), Cluster: "httpbin"},
+			{Name: "callout", Plugin: matrixConfig(false, "", llmNoTimeoutMS), Cluster: "httpbin", BufferLimit: 64 << 10},
+			{Name: "passthrough", Plugin: matrixConfig(true, "", llmNoTimeoutMS), Cluster: "httpbin"},
+			{Name: "down", Plugin: matrixConfig(false, deadEndpoint, llmNoTimeoutMS), Cluster: "httpbin"},
+			{Name: "slow", Plugin: matrixConfig(false, "", llmTimeoutMS), Cluster: "httpbin"},
+			{Name: "slow-passthrough", Plugin: matrixConfig(true, "", llmTimeoutMS), Cluster: "httpbin"},
 		},
 		Clusters: []Cluster{
 			{Name: openAICluster, Port: s.llm.Port(), TLS: true, SNI: "api.openai.com"},
