@@ -98,6 +98,19 @@ type answer struct {
 	ttft  time.Duration // time to the first token; 0 = unknown
 }
 
+// Property names, as the host sees them (single-segment paths).
+var (
+	propProvider       = []byte("llm_provider")
+	propRequestedModel = []byte("request_llm_model")
+	propModel          = []byte("llm_model")
+	propTTFT           = []byte("llm_time_to_first_token")
+	propPrompt         = []byte("llm_prompt_tokens")
+	propCompletion     = []byte("llm_completion_tokens")
+	propTotal          = []byte("llm_total_tokens")
+	propCached         = []byte("llm_cached_tokens")
+	propReasoning      = []byte("llm_reasoning_tokens")
+)
+
 // report publishes the answer's accounting once per stream.
 func (s *Stream) report(a answer) {
 	if s.reported {
@@ -109,28 +122,30 @@ func (s *Stream) report(a answer) {
 	if model == "" {
 		model = s.info.Model
 	}
-	setProp("llm_provider", string(p.cfg.Provider))
-	setProp("request_llm_model", s.info.RequestedModel)
+	setProp(propProvider, string(p.cfg.Provider))
+	if s.info.RequestedModel != "" {
+		setProp(propRequestedModel, s.info.RequestedModel)
+	}
 	if model != "" {
-		setProp("llm_model", model)
+		setProp(propModel, model)
 	}
 	if a.ttft > 0 {
 		ms := a.ttft.Milliseconds()
-		setProp("llm_time_to_first_token", strconv.FormatInt(ms, 10))
+		setPropInt(propTTFT, ms)
 		if p.metrics.ttftOK {
 			_ = p.metrics.ttft.Record(uint64(ms))
 		}
 	}
 	u := a.usage
 	if u.Known {
-		setProp("llm_prompt_tokens", strconv.FormatInt(u.PromptTokens, 10))
-		setProp("llm_completion_tokens", strconv.FormatInt(u.CompletionTokens, 10))
-		setProp("llm_total_tokens", strconv.FormatInt(u.TotalTokens, 10))
+		setPropInt(propPrompt, u.PromptTokens)
+		setPropInt(propCompletion, u.CompletionTokens)
+		setPropInt(propTotal, u.TotalTokens)
 		if u.CachedTokens > 0 {
-			setProp("llm_cached_tokens", strconv.FormatInt(u.CachedTokens, 10))
+			setPropInt(propCached, u.CachedTokens)
 		}
 		if u.ReasoningTokens > 0 {
-			setProp("llm_reasoning_tokens", strconv.FormatInt(u.ReasoningTokens, 10))
+			setPropInt(propReasoning, u.ReasoningTokens)
 		}
 	}
 	mm := p.metrics.forModel(model)
@@ -147,6 +162,11 @@ func (s *Stream) report(a answer) {
 	}
 }
 
-func setProp(name, value string) {
-	_ = proxywasm.SetProperty([]byte(name), []byte(value))
+func setProp(name []byte, value string) { _ = proxywasm.SetPropertyString(name, value) }
+
+// numScratch formats numbers for properties without allocating.
+var numScratch [20]byte
+
+func setPropInt(name []byte, v int64) {
+	_ = proxywasm.SetProperty(name, strconv.AppendInt(numScratch[:0], v, 10))
 }

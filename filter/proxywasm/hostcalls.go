@@ -203,6 +203,11 @@ func SetProperty(path []byte, value []byte) error {
 	return statusErr(rawSetProperty(bytesPtr(path), uint32(len(path)), bytesPtr(value), uint32(len(value))))
 }
 
+// SetPropertyString is SetProperty with a string value, without a copy.
+func SetPropertyString(path []byte, value string) error {
+	return statusErr(rawSetProperty(bytesPtr(path), uint32(len(path)), stringPtr(value), uint32(len(value))))
+}
+
 // GetProperty returns a copy of a property; ErrNotFound when absent.
 func GetProperty(path []byte) ([]byte, error) {
 	var ptr *byte
