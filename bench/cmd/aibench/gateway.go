@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"ai-proxy/harness/bootstrap"
+	"ai-proxy/harness/gateway"
+)
+
+// listenerSpec is one listener of the benchmark's bootstrap: an HTTP
+// connection manager with one route ("/" to Cluster) and, when Plugin is set,
+// the ai-proxy wasm filter with that configuration.
+type listenerSpec struct {
+	Name    string
+	Plugin  string // ai-proxy configuration (JSON); "": no filter
+	Cluster string
+}
+
+// clusterSpec is one STATIC cluster on 127.0.0.1.
+type clusterSpec struct {
+	Name string
+	Port int
+}
+
+// bootstrapYAML is an Envoy v3 bootstrap with every listener and the admin on
+// 127.0.0.1 port 0 (the gateway picks free ports and prints them). Routes
+// have no timeout, so that slow streams are not cut.
+func bootstrapYAML(wasm string, listeners []listenerSpec, clusters []clusterSpec) ([]byte, error) {
+	sock := func(port int) map[string]any {
+		return map[string]any{"socket_address": map[string]any{"address": "127.0.0.1", "port_value": port}}
+	}
+	var lns []any
+	for _, l := range listeners {
+		var filters []any
+		if l.Plugin != "" {
+			filters = append(filters, map[string]any{
+				"name": "envoy.filters.http.wasm",
+				"typed_config": map[string]any{
+					"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+					"config": map[string]any{
+						"name":    "ai-proxy",
+						"root_id": "ai-proxy",
+						"configuration": map[string]any{
+							"@type": "type.googleapis.com/google.protobuf.StringValue",
+							"value": l.Plugin,
+						},
+						"vm_config": map[string]any{
+							"runtime": "envoy.wasm.runtime.v8",
+							"code":    map[string]any{"local": map[string]any{"filename": wasm}},
+						},
+					},
+				},
+			})
+		}
+		filters = append(filters, map[string]any{
+			"name":         "envoy.filters.http.router",
+			"typed_config": map[string]any{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+		})
+		lns = append(lns, map[string]any{
+			"name":    l.Name,
+			"address": sock(0),
+			"filter_chains": []any{map[string]any{"filters": []any{map[string]any{
+				"name": "envoy.filters.network.http_connection_manager",
+				"typed_config": map[string]any{
+					"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+					"stat_prefix": l.Name,
+					"route_config": map[string]any{
+						"name": l.Name,
+						"virtual_hosts": []any{map[string]any{
+							"name":    "all",
+							"domains": []any{"*"},
+							"routes": []any{map[string]any{
+								"match": map[string]any{"prefix": "/"},
+								"route": map[string]any{"cluster": l.Cluster, "timeout": "0s"},
+							}},
+						}},
+					},
+					"http_filters": filters,
+				},
+			}}}},
+		})
+	}
+	var cls []any
+	for _, c := range clusters {
+		cls = append(cls, map[string]any{
+			"name":            c.Name,
+			"type":            "STATIC",
+			"connect_timeout": "1s",
+			"load_assignment": map[string]any{
+				"cluster_name": c.Name,
+				"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
+					"endpoint": map[string]any{"address": sock(c.Port)},
+				}}}},
+			},
+		})
+	}
+	return yaml.Marshal(map[string]any{
+		"admin":            map[string]any{"address": sock(0)},
+		"static_resources": map[string]any{"listeners": lns, "clusters": cls},
+	})
+}
+
+// gw is the gateway under test: the build/gateway process, or (-inprocess,
+// for profiling) a harness/gateway.Gateway in this process.
+type gw struct {
+	addrs map[string]string // listener name → "host:port"
+	admin string            // admin "host:port"
+	pid   int               // the process whose RSS is measured
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	lib    *gateway.Gateway
+	stderr *tail
+}
+
+// errGateway: the gateway did not start or stopped.
+var errGateway = errors.New("gateway")
+
+// startProcess runs bin -config FILE -workers N -access-log off and waits
+// for "gateway: ready", reading the listeners' addresses from its stderr.
+func startProcess(bin, config string, workers int) (*gw, error) {
+	cmd := exec.Command(bin, "-config", config, "-workers", strconv.Itoa(workers), "-access-log", "off", "-log-level", "warn")
+	cmd.Stdout = io.Discard
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errGateway, err)
+	}
+	g := &gw{addrs: map[string]string{}, pid: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), stderr: &tail{}}
+	go func() {
+		cmd.Wait()
+		pw.Close()
+		close(g.exited)
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			g.stderr.add(line)
+			if signalled {
+				continue
+			}
+			if rest, ok := strings.CutPrefix(line, "gateway: listener "); ok {
+				if name, addr, ok := strings.Cut(rest, " on "); ok {
+					g.addrs[name] = addr
+				}
+			} else if rest, ok := strings.CutPrefix(line, "gateway: admin on "); ok {
+				g.admin = rest
+			} else if line == "gateway: ready" {
+				signalled = true
+				ready <- nil
+			}
+		}
+		if !signalled {
+			ready <- fmt.Errorf("%w exited before it was ready: %s", errGateway, g.stderr.String())
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return nil, err
+		}
+		return g, nil
+	case <-time.After(2 * time.Minute):
+		g.stop()
+		return nil, fmt.Errorf("%w: not ready after 2 minutes: %s", errGateway, g.stderr.String())
+	}
+}
+
+// startInProcess runs the gateway in this process (harness/gateway).
+func startInProcess(ctx context.Context, config []byte, workers int) (*gw, error) {
+	cfg, err := bootstrap.Parse(config)
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	lib, err := gateway.New(cfg, gateway.Options{Workers: workers, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := lib.Start(ctx); err != nil {
+		lib.Shutdown(context.Background())
+		return nil, err
+	}
+	g := &gw{addrs: map[string]string{}, pid: os.Getpid(), lib: lib}
+	for _, name := range lib.Listeners() {
+		g.addrs[name] = lib.ListenerAddr(name).String()
+	}
+	if a := lib.AdminAddr(); a != nil {
+		g.admin = a.String()
+	}
+	return g, nil
+}
+
+// url is the base URL of a listener.
+func (g *gw) url(listener string) string { return "http://" + g.addrs[listener] }
+
+// alive reports an error when the gateway process has exited.
+func (g *gw) alive() error {
+	if g.exited == nil {
+		return nil
+	}
+	select {
+	case <-g.exited:
+		return fmt.Errorf("%w exited: %s", errGateway, g.stderr.String())
+	default:
+		return nil
+	}
+}
+
+// collect asks the gateway to collect garbage and return freed memory to the
+// OS (GET /debug/memory?gc=1), so that RSS shows what is held rather than
+// garbage not yet collected; in process, it does it itself.
+func (g *gw) collect() {
+	if g.lib != nil {
+		debug.FreeOSMemory()
+		return
+	}
+	if g.admin == "" {
+		return
+	}
+	resp, err := http.Get("http://" + g.admin + "/debug/memory?gc=1")
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// rss is a field of /proc/PID/status in bytes: "VmRSS" or "VmHWM" (peak).
+func (g *gw) rss(field string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(g.pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status %q: %v", g.pid, line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, g.pid)
+}
+
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpu is the CPU time (user + system) the gateway process has used so far.
+func (g *gw) cpu() (time.Duration, error) { return procCPU(g.pid) }
+
+// procCPU is the CPU time (user + system) process pid has used so far, from
+// /proc/PID/stat, in clock ticks of 10 ms.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces), from field 3.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// settledRSS collects garbage and reads VmRSS.
+func (g *gw) settledRSS() (int64, error) {
+	g.collect()
+	time.Sleep(50 * time.Millisecond)
+	return g.rss("VmRSS")
+}
+
+// resetPeak resets the process's peak RSS (VmHWM) to its current RSS.
+func (g *gw) resetPeak() error {
+	return os.WriteFile("/proc/"+strconv.Itoa(g.pid)+"/clear_refs", []byte("5"), 0)
+}
+
+// stop stops the gateway: SIGTERM, then SIGKILL after 15 s.
+func (g *gw) stop() {
+	if g.lib != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		g.lib.Shutdown(ctx)
+		return
+	}
+	if g.cmd == nil || g.cmd.Process == nil {
+		return
+	}
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(15 * time.Second):
+		g.cmd.Process.Kill()
+		<-g.exited
+	}
+}
+
+// writeConfig writes the bootstrap to dir/bench-gateway.yaml.
+func writeConfig(dir string, data []byte) (string, error) {
+	path := filepath.Join(dir, "bench-gateway.yaml")
+	return path, os.WriteFile(path, data, 0o644)
+}
+
+// tail keeps the last lines of a process's stderr for error messages.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > 20 {
+		t.lines = t.lines[len(t.lines)-20:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, " | ")
+}
