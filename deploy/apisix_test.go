@@ -16,8 +16,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"ai-proxy/e2e/echo"
-	"ai-proxy/e2e/mockllm"
 	"ai-proxy/filter/config"
 )
 
@@ -162,7 +160,7 @@ func TestAPISIXRouteScript(t *testing.T) {
 		fmt.Fprintf(w, `{"key":"/apisix/routes/ai-proxy-wasm-route","value":%s}`, b)
 	}))
 	defer admin.Close()
-	script := filepath.Join(repoRoot, "deploy", "apisix", "route.sh")
+	script := filepath.Join(checkout.Root, "deploy", "apisix", "route.sh")
 	run := func(env ...string) (string, error) {
 		cmd := exec.Command("sh", script)
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "APISIX_ADMIN=" + admin.URL}, env...)
@@ -237,7 +235,7 @@ func apisixBootstrap(t *testing.T, conf []byte, echoPort int) []byte {
 										"configuration": map[string]any{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": string(conf)},
 										"vm_config": map[string]any{
 											"runtime": "envoy.wasm.runtime.v8",
-											"code":    map[string]any{"local": map[string]any{"filename": wasmPath}},
+											"code":    map[string]any{"local": map[string]any{"filename": checkout.Wasm}},
 										},
 									},
 								},
@@ -281,22 +279,17 @@ func withEndpoint(t *testing.T, conf []byte, endpoint string) []byte {
 // plugin's default cluster).
 func TestAPISIXProfileSeed(t *testing.T) {
 	t.Parallel()
-	needBuild(t)
-	llm := mockllm.New()
-	llm.Start(false)
-	defer llm.Close()
-	up := echo.New()
-	up.Start()
-	defer up.Close()
+	checkout.NeedBuild(t)
+	llm, up := startMocks(t)
 
 	conf := withEndpoint(t, loadAPISIXRoute(t).Plugins["ai-proxy-wasm"].Conf, "http://"+llm.Addr()+"/v1/chat/completions")
 	g, ready := runGateway(t, apisixBootstrap(t, conf, up.Port()), "-profile", "apisix")
 	if !ready {
-		t.Fatalf("the gateway did not start:\n%s", g.output())
+		t.Fatalf("the gateway did not start:\n%s", g.Output())
 	}
-	status, hdr, body := curlPost(t, g.url(t, "apisix")+"/anything", "api.openai.com:443", seedMathBody)
+	status, hdr, body := curlPost(t, gatewayURL(t, g, "listener apisix")+"/anything", "api.openai.com:443", seedMathBody)
 	if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" {
-		t.Fatalf("client got %d %q: %s\n%s", status, hdr.Get("Content-Type"), body, g.output())
+		t.Fatalf("client got %d %q: %s\n%s", status, hdr.Get("Content-Type"), body, g.Output())
 	}
 	reqs := llm.Requests()
 	if len(reqs) != 1 {
@@ -337,7 +330,7 @@ func TestAPISIXProfileSeed(t *testing.T) {
 // gateway under -profile apisix with a reason, instead of answering wrongly.
 func TestAPISIXProfileRefusals(t *testing.T) {
 	t.Parallel()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	base := loadAPISIXRoute(t).Plugins["ai-proxy-wasm"].Conf
 	edit := func(key string, v any) []byte {
 		var m map[string]any
@@ -360,11 +353,11 @@ func TestAPISIXProfileRefusals(t *testing.T) {
 			t.Parallel()
 			g, ready := runGateway(t, apisixBootstrap(t, tc.conf, 9), "-profile", "apisix")
 			if ready {
-				t.Fatalf("the gateway started with a configuration APISIX cannot serve:\n%s", g.output())
+				t.Fatalf("the gateway started with a configuration APISIX cannot serve:\n%s", g.Output())
 			}
-			out := g.output()
-			if g.cmd.ProcessState.ExitCode() != 1 || !strings.Contains(out, "plugin configuration rejected") || !strings.Contains(out, tc.want) {
-				t.Errorf("exit %d, stderr:\n%s\nwant exit 1, \"plugin configuration rejected\" and %q", g.cmd.ProcessState.ExitCode(), out, tc.want)
+			out := g.Output()
+			if g.ExitCode() != 1 || !strings.Contains(out, "plugin configuration rejected") || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 1, \"plugin configuration rejected\" and %q", g.ExitCode(), out, tc.want)
 			}
 		})
 	}

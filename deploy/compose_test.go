@@ -17,9 +17,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"ai-proxy/e2e/echo"
-	"ai-proxy/e2e/mockllm"
 	"ai-proxy/harness/bootstrap"
+	"ai-proxy/internal/testutil"
 )
 
 // composeFile is the part of the Compose specification e2e/docker-compose.yaml
@@ -56,7 +55,7 @@ func loadCompose(t *testing.T) composeFile {
 }
 
 // composeDir is where the compose file's relative paths start.
-func composeDir() string { return filepath.Join(repoRoot, "e2e") }
+func composeDir() string { return filepath.Join(checkout.Root, "e2e") }
 
 // envoyImage matches envoyproxy/envoy:vMAJOR.MINOR[.PATCH|-latest], with the
 // ${ENVOY_IMAGE:-...} default form.
@@ -67,7 +66,7 @@ var envoyImage = regexp.MustCompile(`^(?:\$\{ENVOY_IMAGE:-)?envoyproxy/envoy:v(\
 // runs the mounted configuration with the module where it is mounted, and
 // every cluster of that configuration is a compose service's exposed port.
 func TestComposeFile(t *testing.T) {
-	needBuild(t) // ../build/ai-proxy.wasm is mounted
+	checkout.NeedBuild(t) // ../build/ai-proxy.wasm is mounted
 	c := loadCompose(t)
 	var names []string
 	for n := range c.Services {
@@ -119,7 +118,7 @@ func TestComposeFile(t *testing.T) {
 	if !ok {
 		t.Fatalf("envoy runs %s, which is not mounted (%v)", envoy.Command[ci+1], mounted)
 	}
-	if rel, _ := filepath.Rel(repoRoot, cfgSrc); filepath.ToSlash(rel) != "e2e/compose/envoy.yaml" {
+	if rel, _ := filepath.Rel(checkout.Root, cfgSrc); filepath.ToSlash(rel) != "e2e/compose/envoy.yaml" {
 		t.Errorf("envoy runs %s, want e2e/compose/envoy.yaml", rel)
 	}
 	cfg, err := bootstrap.Load(cfgSrc)
@@ -129,7 +128,7 @@ func TestComposeFile(t *testing.T) {
 	for _, l := range cfg.Listeners {
 		for _, f := range l.Filters {
 			src, ok := mounted[f.CodePath]
-			if !ok || src != wasmPath {
+			if !ok || src != checkout.Wasm {
 				t.Errorf("listener %s loads %s, which is not build/ai-proxy.wasm mounted", l.Name, f.CodePath)
 			}
 		}
@@ -151,7 +150,7 @@ func TestComposeFile(t *testing.T) {
 			continue
 		}
 		ctx := filepath.Join(composeDir(), filepath.FromSlash(s.Build.Context))
-		if ctx != repoRoot {
+		if ctx != checkout.Root {
 			t.Errorf("service %s: build context %s, want the repository root", n, ctx)
 		}
 		if rel := filepath.ToSlash(s.Build.Dockerfile); rel != "e2e/docker/"+n+".Dockerfile" {
@@ -218,7 +217,7 @@ func TestDockerfiles(t *testing.T) {
 				if !strings.Contains(ignore, "\n!"+src+"\n") {
 					t.Errorf("%s.dockerignore does not keep %s", rel, src)
 				}
-				if err := copyTree(filepath.Join(repoRoot, filepath.FromSlash(src)), filepath.Join(dir, filepath.FromSlash(src))); err != nil {
+				if err := copyTree(filepath.Join(checkout.Root, filepath.FromSlash(src)), filepath.Join(dir, filepath.FromSlash(src))); err != nil {
 					t.Fatalf("COPY %s: %v", src, err)
 				}
 			}
@@ -268,11 +267,11 @@ func copyFile(src, dst string) error {
 // purpose, loaded by their own package's tests) are skipped.
 func TestEnvoyConfigsValidate(t *testing.T) {
 	var found []string
-	err := filepath.WalkDir(repoRoot, func(p string, e fs.DirEntry, err error) error {
+	err := filepath.WalkDir(checkout.Root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(repoRoot, p)
+		rel, _ := filepath.Rel(checkout.Root, p)
 		rel = filepath.ToSlash(rel)
 		if e.IsDir() {
 			switch {
@@ -341,7 +340,7 @@ func localCompose(t *testing.T, mockPort, echoPort int) []byte {
 				}
 			}
 			if fn, ok := x["filename"].(string); ok && fn == "/etc/envoy/ai-proxy.wasm" {
-				x["filename"] = wasmPath
+				x["filename"] = checkout.Wasm
 			}
 			for _, e := range x {
 				walk(e)
@@ -366,32 +365,27 @@ func localCompose(t *testing.T, mockPort, echoPort int) []byte {
 // documented curls pass. Pointed at the wrong listeners, the script fails.
 func TestComposeScript(t *testing.T) {
 	t.Parallel()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("compose-test.sh needs curl, which is not installed")
 	}
-	llm := mockllm.New()
-	llm.Start(false)
-	defer llm.Close()
-	up := echo.New()
-	up.Start()
-	defer up.Close()
+	llm, up := startMocks(t)
 	g, ready := runGateway(t, localCompose(t, llm.Port(), up.Port()))
 	if !ready {
-		t.Fatalf("the gateway did not start on the compose configuration:\n%s", g.output())
+		t.Fatalf("the gateway did not start on the compose configuration:\n%s", g.Output())
 	}
-	script := filepath.Join(repoRoot, "e2e", "compose-test.sh")
+	script := filepath.Join(checkout.Root, "e2e", "compose-test.sh")
 	run := func(openai, azure, passthrough string) (string, error) {
 		cmd := exec.Command("sh", script, "--no-compose")
-		cmd.Env = append(os.Environ(), "OPENAI_URL="+openai, "AZURE_URL="+azure, "PASSTHROUGH_URL="+passthrough, "ADMIN_URL="+g.adminURL(t))
+		cmd.Env = append(os.Environ(), "OPENAI_URL="+openai, "AZURE_URL="+azure, "PASSTHROUGH_URL="+passthrough, "ADMIN_URL="+gatewayURL(t, g, "admin"))
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	openai, azure, pass := g.url(t, "openai"), g.url(t, "azure"), g.url(t, "passthrough")
+	openai, azure, pass := gatewayURL(t, g, "listener openai"), gatewayURL(t, g, "listener azure"), gatewayURL(t, g, "listener passthrough")
 
 	out, err := run(openai, azure, pass)
 	if err != nil || !strings.Contains(out, "\n3 passed, 0 failed\n") {
-		t.Fatalf("compose-test.sh: %v\n%s\ngateway:\n%s", err, out, g.output())
+		t.Fatalf("compose-test.sh: %v\n%s\ngateway:\n%s", err, out, g.Output())
 	}
 	if n := len(llm.Requests()); n != 3 {
 		t.Errorf("the mock LLM got %d requests, want 3", n)
@@ -406,7 +400,7 @@ func TestComposeScript(t *testing.T) {
 	if err == nil || !strings.Contains(out, "FAIL: forward LLM response to upstream") || !strings.Contains(out, "\n2 passed, 1 failed\n") {
 		t.Errorf("compose-test.sh against the wrong listener: %v\n%s", err, out)
 	}
-	out, err = run(openai, "http://"+closedAddr(t), pass)
+	out, err = run(openai, "http://"+testutil.FreeAddr(t), pass)
 	if err == nil || !strings.Contains(out, "FAIL: proxy to Azure OpenAI: HTTP status 000") {
 		t.Errorf("compose-test.sh with Azure unreachable: %v\n%s", err, out)
 	}

@@ -1,20 +1,20 @@
 package deploy
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"ai-proxy/e2e/echo"
+	"ai-proxy/e2e/mockllm"
+	"ai-proxy/internal/testutil"
 )
 
 // Timeouts of the gateway process.
@@ -23,127 +23,60 @@ const (
 	stopTimeout  = 20 * time.Second
 )
 
-// gatewayProc is a running build/gateway.
-type gatewayProc struct {
-	cmd       *exec.Cmd
-	listeners map[string]string // name → host:port, from its "listener NAME on ADDR" lines
-	admin     string            // host:port, from its "admin on ADDR" line
-	mu        sync.Mutex
-	stderr    bytes.Buffer
-	done      chan struct{}
-}
-
-func (g *gatewayProc) output() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stderr.String()
-}
-
 // runGateway starts build/gateway with the bootstrap yaml and extra flags and
 // waits until it is ready. When it exits before that, ready is false and the
-// process's stderr is returned; the test is not failed.
-func runGateway(t *testing.T, bootstrapYAML []byte, flags ...string) (g *gatewayProc, ready bool) {
+// process's output tells why; the test is not failed. It is stopped at the end
+// of the test.
+func runGateway(t *testing.T, bootstrapYAML []byte, flags ...string) (g *testutil.Proc, ready bool) {
 	t.Helper()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	path := filepath.Join(t.TempDir(), "bootstrap.yaml")
 	if err := os.WriteFile(path, bootstrapYAML, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g = &gatewayProc{listeners: map[string]string{}, done: make(chan struct{})}
-	g.cmd = exec.Command(gatewayBin, append([]string{"-config", path, "-workers", "1"}, flags...)...)
-	g.cmd.Dir = repoRoot
-	pr, pw := io.Pipe()
-	g.cmd.Stderr = pw
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	readyc := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			g.mu.Lock()
-			g.stderr.WriteString(line + "\n")
-			if addr, ok := strings.CutPrefix(line, "gateway: admin on "); ok {
-				g.admin = addr
-			}
-			if rest, ok := strings.CutPrefix(line, "gateway: listener "); ok {
-				if name, addr, ok := strings.Cut(rest, " on "); ok {
-					g.listeners[name] = addr
-				}
-			}
-			g.mu.Unlock()
-			if line == "gateway: ready" {
-				close(readyc)
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	go func() {
-		g.cmd.Wait()
-		pw.Close()
-		close(g.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.done:
-			return
-		default:
-		}
-		g.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.done:
-		case <-time.After(stopTimeout):
-			g.cmd.Process.Kill()
-			<-g.done
-			t.Errorf("the gateway did not stop on SIGTERM within %v", stopTimeout)
-		}
-	})
-	select {
-	case <-readyc:
-		return g, true
-	case <-g.done:
-		return g, false
-	case <-time.After(readyTimeout):
-		t.Fatalf("the gateway was not ready within %v:\n%s", readyTimeout, g.output())
-	}
-	return g, false
-}
-
-// url is the base URL of the named listener.
-func (g *gatewayProc) url(t *testing.T, listener string) string {
-	t.Helper()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	addr, ok := g.listeners[listener]
-	if !ok {
-		t.Fatalf("the gateway printed no address for listener %q:\n%s", listener, g.stderr.String())
-	}
-	return "http://" + addr
-}
-
-// adminURL is the base URL of the admin server.
-func (g *gatewayProc) adminURL(t *testing.T) string {
-	t.Helper()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.admin == "" {
-		t.Fatalf("the gateway printed no admin address:\n%s", g.stderr.String())
-	}
-	return "http://" + g.admin
-}
-
-// closedAddr is a 127.0.0.1 address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cmd := exec.Command(checkout.Gateway, append([]string{"-config", path, "-workers", "1"}, flags...)...)
+	cmd.Dir = checkout.Root
+	g, err := testutil.StartProc(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Cleanup(func() {
+		if err := g.Stop(stopTimeout); err != nil {
+			t.Errorf("the gateway: %v", err)
+		}
+	})
+	switch err := g.WaitReady(readyTimeout); {
+	case err == nil:
+		return g, true
+	case errors.Is(err, testutil.ErrExited):
+		return g, false
+	default:
+		t.Fatalf("%v:\n%s", err, g.Output())
+		return g, false
+	}
+}
+
+// startMocks starts a mock LLM and an echo upstream on 127.0.0.1 (plain
+// HTTP), stopped at the end of the test.
+func startMocks(t *testing.T) (*mockllm.Server, *echo.Server) {
+	t.Helper()
+	llm, up := mockllm.New(), echo.New()
+	llm.Start(false)
+	t.Cleanup(llm.Close)
+	up.Start()
+	t.Cleanup(up.Close)
+	return llm, up
+}
+
+// gatewayURL is the base URL of g's address line NAME ("listener L" or
+// "admin").
+func gatewayURL(t *testing.T, g *testutil.Proc, name string) string {
+	t.Helper()
+	addr, ok := g.Addr(name)
+	if !ok {
+		t.Fatalf("the gateway printed no address for %s:\n%s", name, g.Output())
+	}
+	return "http://" + addr
 }
 
 // curlPost sends what the documentation's curl sends: POST with a JSON body,

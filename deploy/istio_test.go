@@ -133,7 +133,7 @@ func stripComments(doc string) string {
 // loadIstio decodes every deploy/istio/*.yaml file.
 func loadIstio(t *testing.T) []istioObject {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "istio", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(checkout.Root, "deploy", "istio", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func loadIstio(t *testing.T) []istioObject {
 	}
 	var all []istioObject
 	for _, f := range files {
-		rel, _ := filepath.Rel(repoRoot, f)
+		rel, _ := filepath.Rel(checkout.Root, f)
 		objs, err := decodeIstio(filepath.ToSlash(rel), repoFile(t, rel))
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"ai-proxy/e2e/echo"
 	"ai-proxy/e2e/mockllm"
+	"ai-proxy/internal/testutil"
 )
 
 // TestPluginConfigRejected: a plugin configuration the filter refuses stops
@@ -33,7 +34,7 @@ func TestPluginConfigRejected(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			needBuild(t)
+			checkout.NeedBuild(t)
 			boot := withPorts(t, Bootstrap{
 				Listeners: []Listener{{Name: "main", Plugin: tc.config, Cluster: "llm"}},
 				Clusters:  []Cluster{{Name: "llm", Port: closedPort(t)}, {Name: openAICluster, Port: closedPort(t)}},
@@ -118,7 +119,7 @@ func TestBootstrapRejected(t *testing.T) {
 // auth.query merged with the endpoint's query, the cluster key, and stream.
 func TestPluginConfigForms(t *testing.T) {
 	t.Parallel()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	openai, deepseek, custom := mockllm.New(), mockllm.New(), mockllm.New()
 	for _, m := range []*mockllm.Server{openai, deepseek} {
 		m.Start(true)
@@ -231,8 +232,8 @@ func TestPluginConfigForms(t *testing.T) {
 // embedded mock LLM, on free ports, and sends the seed's first curl.
 func TestMakeRunConfig(t *testing.T) {
 	t.Parallel()
-	needBuild(t)
-	data, err := os.ReadFile(filepath.Join(repoRoot, "run", "gateway.yaml"))
+	checkout.NeedBuild(t)
+	data, err := os.ReadFile(filepath.Join(checkout.Root, "run", "gateway.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestMakeRunConfig(t *testing.T) {
 
 	// Same file, free ports: the listener, the admin, and the mock that every
 	// cluster points to.
-	port, admin, mock := freePort(t), freePort(t), freePort(t)
+	port, admin, mock := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	lsa["port_value"] = port
 	if a, ok := doc["admin"].(map[string]any); ok {
 		a["address"].(map[string]any)["socket_address"].(map[string]any)["port_value"] = admin
@@ -281,7 +282,7 @@ func TestMakeRunConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := writeBootstrap(t, out)
-	g := &Gateway{t: t, File: f, out: newOutput(), exited: make(chan struct{})}
+	g := &Gateway{t: t, File: f}
 	g.Boot = Bootstrap{AdminPort: admin, Listeners: []Listener{{Name: "run", Port: port}}}
 	started, err := launchFile(t, g, "-mock-llm", "127.0.0.1:"+strconv.Itoa(mock))
 	if err != nil {

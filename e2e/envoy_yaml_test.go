@@ -15,7 +15,7 @@ import (
 // the supported subset.
 func loadConfig(t *testing.T, rel string, edit func([]byte) []byte) *bootstrap.Config {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, rel))
+	data, err := os.ReadFile(filepath.Join(checkout.Root, rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestRunConfigs(t *testing.T) {
 		t.Errorf("run/gateway.yaml: want cluster api.openai.com:443 = plain 127.0.0.1:18081 (the mock), got %+v", c)
 	}
 
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "run", "openai.yaml"))
+	raw, err := os.ReadFile(filepath.Join(checkout.Root, "run", "openai.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

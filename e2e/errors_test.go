@@ -133,7 +133,7 @@ type matrixSetup struct {
 
 func startMatrix(t *testing.T, args ...string) *matrixSetup {
 	t.Helper()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	s := &matrixSetup{llm: mockllm.New(), echo: echo.New()}
 	s.llm.Start(true)
 	t.Cleanup(s.llm.Close)

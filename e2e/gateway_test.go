@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ai-proxy/harness/bootstrap"
+	"ai-proxy/internal/testutil"
 )
 
 // Timeouts of the gateway process.
@@ -29,7 +29,6 @@ const (
 	readyTimeout = 45 * time.Second // compile the module, start the VMs, listen
 	stopTimeout  = 20 * time.Second // SIGTERM to exit (the gateway drains in-flight requests for up to 10s)
 	callTimeout  = 10 * time.Second // one client request; the slowest expected answer takes ~1.5s
-	readyLine    = "gateway: ready"
 )
 
 // Listener is one listener of a generated bootstrap: an HTTP connection
@@ -66,7 +65,7 @@ type Bootstrap struct {
 func (b Bootstrap) Doc() map[string]any {
 	wasm := b.WasmFile
 	if wasm == "" {
-		wasm = wasmPath
+		wasm = checkout.Wasm
 	}
 	sock := func(host string, port int) map[string]any {
 		return map[string]any{"socket_address": map[string]any{"address": host, "port_value": port}}
@@ -180,17 +179,6 @@ func (b Bootstrap) YAML() []byte {
 	return out
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // closedPort returns a port on 127.0.0.1 where nothing listens and nothing
 // will: a privileged port (the kernel never hands those out for port 0, so no
 // server of a test can take it later) that refuses connections now.
@@ -210,42 +198,14 @@ func closedPort(t *testing.T) int {
 	return 0
 }
 
-// output collects a process's stdout and stderr and notices the ready line.
-type output struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	ready chan struct{}
-	once  sync.Once
-}
-
-func newOutput() *output { return &output{ready: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	if bytes.Contains(o.buf.Bytes(), []byte(readyLine)) {
-		o.once.Do(func() { close(o.ready) })
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
 // Gateway is a running build/gateway process.
 type Gateway struct {
-	t      *testing.T
-	Boot   Bootstrap // with the ports it runs on
-	File   string    // the bootstrap file
-	cmd    *exec.Cmd
-	out    *output
-	exited chan struct{}
-	mu     sync.Mutex
-	done   bool
+	t    *testing.T
+	Boot Bootstrap // with the ports it runs on
+	File string    // the bootstrap file
+	proc *testutil.Proc
+	mu   sync.Mutex
+	done bool
 }
 
 // StartGateway writes b (free ports filled in) to a file, starts build/gateway
@@ -254,7 +214,7 @@ type Gateway struct {
 // it exits 0 on SIGTERM.
 func StartGateway(t *testing.T, b Bootstrap, args ...string) *Gateway {
 	t.Helper()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	for attempt := 1; ; attempt++ {
 		boot := withPorts(t, b)
 		g, err := launch(t, boot, args)
@@ -276,12 +236,12 @@ func withPorts(t *testing.T, b Bootstrap) Bootstrap {
 	t.Helper()
 	out := b
 	if out.AdminPort == 0 {
-		out.AdminPort = freePort(t)
+		out.AdminPort = testutil.FreePort(t)
 	}
 	out.Listeners = append([]Listener(nil), b.Listeners...)
 	for i := range out.Listeners {
 		if out.Listeners[i].Port == 0 {
-			out.Listeners[i].Port = freePort(t)
+			out.Listeners[i].Port = testutil.FreePort(t)
 		}
 	}
 	return out
@@ -310,7 +270,7 @@ func writeBootstrap(t *testing.T, data []byte) string {
 
 func launch(t *testing.T, boot Bootstrap, args []string) (*Gateway, error) {
 	t.Helper()
-	g := &Gateway{t: t, Boot: boot, File: writeBootstrap(t, boot.YAML()), out: newOutput(), exited: make(chan struct{})}
+	g := &Gateway{t: t, Boot: boot, File: writeBootstrap(t, boot.YAML())}
 	return launchFile(t, g, args...)
 }
 
@@ -320,13 +280,13 @@ func launch(t *testing.T, boot Bootstrap, args []string) (*Gateway, error) {
 func launchFile(t *testing.T, g *Gateway, args ...string) (*Gateway, error) {
 	t.Helper()
 	boot := g.Boot
-	g.cmd = exec.Command(gatewayBin, append([]string{"-config", g.File}, args...)...)
-	g.cmd.Dir = repoRoot
-	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
-	if err := g.cmd.Start(); err != nil {
+	cmd := exec.Command(checkout.Gateway, append([]string{"-config", g.File}, args...)...)
+	cmd.Dir = checkout.Root
+	p, err := testutil.StartProc(cmd)
+	if err != nil {
 		return nil, err
 	}
-	go func() { _ = g.cmd.Wait(); close(g.exited) }()
+	g.proc = p
 
 	var addrs []string
 	for _, l := range boot.Listeners {
@@ -338,22 +298,21 @@ func launchFile(t *testing.T, g *Gateway, args ...string) (*Gateway, error) {
 	defer tick.Stop()
 	for {
 		select {
-		case <-g.out.ready:
+		case <-p.Ready():
 			return g, nil
-		case <-g.exited:
-			out := g.out.String()
+		case <-p.Exited():
+			out := p.Output()
 			if strings.Contains(out, "address already in use") {
 				return nil, fmt.Errorf("gateway: %w: %s", errAddrInUse, lastLine(out))
 			}
-			return nil, fmt.Errorf("gateway exited with code %d before it was ready; output:\n%s", g.cmd.ProcessState.ExitCode(), out)
+			return nil, fmt.Errorf("gateway exited with code %d before it was ready; output:\n%s", p.ExitCode(), out)
 		case <-tick.C:
 			if allAccept(addrs) {
 				return g, nil
 			}
 		case <-deadline.C:
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-			return nil, fmt.Errorf("gateway not ready after %v; output:\n%s", readyTimeout, g.out.String())
+			p.Kill()
+			return nil, fmt.Errorf("gateway not ready after %v; output:\n%s", readyTimeout, p.Output())
 		}
 	}
 }
@@ -384,17 +343,13 @@ func (g *Gateway) URL(name string) string {
 func (g *Gateway) AdminURL() string { return "http://127.0.0.1:" + strconv.Itoa(g.Boot.AdminPort) }
 
 // Output is what the gateway printed so far (stdout and stderr).
-func (g *Gateway) Output() string { return g.out.String() }
+func (g *Gateway) Output() string { return g.proc.Output() }
 
 // Running reports whether the process is still alive.
-func (g *Gateway) Running() bool {
-	select {
-	case <-g.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (g *Gateway) Running() bool { return g.proc.Running() }
+
+// Pid is the process's id.
+func (g *Gateway) Pid() int { return g.proc.Cmd.Process.Pid }
 
 // Stop sends SIGTERM and checks that the gateway exits 0 in time. It is
 // idempotent and runs at the end of every test that started a gateway.
@@ -410,25 +365,17 @@ func (g *Gateway) Stop() {
 	g.mu.Unlock()
 	defer func() {
 		if t.Failed() {
-			t.Logf("gateway output:\n%s", g.out.String())
+			t.Logf("gateway output:\n%s", g.proc.Output())
 		}
 	}()
 	if !g.Running() {
-		t.Errorf("gateway exited by itself with code %d", g.cmd.ProcessState.ExitCode())
+		t.Errorf("gateway exited by itself with code %d", g.proc.ExitCode())
 		return
 	}
-	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Errorf("SIGTERM: %v", err)
-	}
-	select {
-	case <-g.exited:
-		if code := g.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("gateway exited with code %d after SIGTERM, want 0", code)
-		}
-	case <-time.After(stopTimeout):
-		_ = g.cmd.Process.Kill()
-		<-g.exited
-		t.Errorf("gateway still running %v after SIGTERM", stopTimeout)
+	if err := g.proc.Stop(stopTimeout); err != nil {
+		t.Errorf("stopping the gateway: %v", err)
+	} else if code := g.proc.ExitCode(); code != 0 {
+		t.Errorf("gateway exited with code %d after SIGTERM, want 0", code)
 	}
 }
 
@@ -437,31 +384,26 @@ func (g *Gateway) Stop() {
 // instead is killed and the test fails.
 func runToExit(t *testing.T, data []byte, args ...string) (int, string) {
 	t.Helper()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	f := filepath.Join(t.TempDir(), "bootstrap.yaml")
 	if err := os.WriteFile(f, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := newOutput()
-	cmd := exec.Command(gatewayBin, append([]string{"-config", f}, args...)...)
-	cmd.Dir = repoRoot
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	cmd := exec.Command(checkout.Gateway, append([]string{"-config", f}, args...)...)
+	cmd.Dir = checkout.Root
+	p, err := testutil.StartProc(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	select {
-	case <-exited:
-		return cmd.ProcessState.ExitCode(), out.String()
-	case <-out.ready:
-		_ = cmd.Process.Kill()
-		<-exited
-		t.Fatalf("gateway got ready, want it to refuse the configuration; output:\n%s", out.String())
+	case <-p.Exited():
+		return p.ExitCode(), p.Output()
+	case <-p.Ready():
+		p.Kill()
+		t.Fatalf("gateway got ready, want it to refuse the configuration; output:\n%s", p.Output())
 	case <-time.After(readyTimeout):
-		_ = cmd.Process.Kill()
-		<-exited
-		t.Fatalf("gateway neither exited nor got ready in %v; output:\n%s", readyTimeout, out.String())
+		p.Kill()
+		t.Fatalf("gateway neither exited nor got ready in %v; output:\n%s", readyTimeout, p.Output())
 	}
 	return 0, ""
 }

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+
+	"ai-proxy/internal/testutil"
 )
 
 // proxyWasmHostFunctions are the functions the host exposes in module "env"
@@ -216,8 +216,8 @@ func TestParseWasm(t *testing.T) {
 // functions and the WASI calls Envoy >= 1.33 provides, and exports what a
 // proxy-wasm host needs.
 func TestWasmImportAllowList(t *testing.T) {
-	needWasm(t)
-	b, err := os.ReadFile(wasmPath)
+	checkout.NeedWasm(t)
+	b, err := os.ReadFile(checkout.Wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,24 +277,12 @@ func TestWasmImportAllowList(t *testing.T) {
 }
 
 // goCmd is the go command of the toolchain running the tests.
-func goCmd(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no go command on PATH nor at %s", p)
-	}
-	return p
-}
-
 // filterImportGraph lists ./filter's dependencies as the wasm build sees them:
 // import path → its imports.
 func filterImportGraph(t *testing.T) map[string][]string {
 	t.Helper()
-	cmd := exec.Command(goCmd(t), "list", "-deps", "-f", "{{.ImportPath}}:{{join .Imports \" \"}}", "./filter")
-	cmd.Dir = repoRoot
+	cmd := exec.Command(testutil.GoTool(), "list", "-deps", "-f", "{{.ImportPath}}:{{join .Imports \" \"}}", "./filter")
+	cmd.Dir = checkout.Root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -43,7 +43,7 @@ func sdkTool(t *testing.T, name string) string {
 // version of the openai package.
 func sdkPackage(t *testing.T) ([]byte, string) {
 	t.Helper()
-	manifest, err := os.ReadFile(filepath.Join(repoRoot, "e2e", "sdk", "package.json"))
+	manifest, err := os.ReadFile(filepath.Join(checkout.Root, "e2e", "sdk", "package.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ type sdkResult struct {
 }
 
 func TestOpenAINodeSDK(t *testing.T) {
-	needBuild(t)
+	checkout.NeedBuild(t)
 	node := sdkTool(t, "node")
 	nodeVersion, _ := exec.Command(node, "--version").Output()
 	sdkDir := installSDK(t)
@@ -181,7 +181,7 @@ func TestOpenAINodeSDK(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(repoRoot, "e2e", "sdk", "chat.mjs"))
+	cmd := exec.CommandContext(ctx, node, filepath.Join(checkout.Root, "e2e", "sdk", "chat.mjs"))
 	cmd.Env = append(os.Environ(), "OPENAI_SDK_DIR="+sdkDir, "GATEWAY_BASE_URL="+g.URL("sdk")+"/v1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

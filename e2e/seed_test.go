@@ -114,7 +114,7 @@ type seedSetup struct {
 
 func startSeed(t *testing.T) *seedSetup {
 	t.Helper()
-	needBuild(t)
+	checkout.NeedBuild(t)
 	s := &seedSetup{openai: mockllm.New(), azure: mockllm.New(), echo: echo.New()}
 	s.openai.Start(true)
 	t.Cleanup(s.openai.Close)

@@ -985,20 +985,20 @@ func TestRouteStreams10MB(t *testing.T) {
 	measure := func() (memoryStats, int64) {
 		var ms memoryStats
 		adminJSON(t, g, "/debug/memory?gc=1", &ms) // collects garbage and returns it to the OS first
-		return ms, processMemory(t, g.cmd.Process.Pid, "VmRSS")
+		return ms, processMemory(t, g.Pid(), "VmRSS")
 	}
 
 	stream(bigStream(256 << 10)) // warm up: buffers, connections, the filter's memory
 	before, rssBefore := measure()
 	// Reset the peak RSS (VmHWM) to the current RSS.
-	if err := os.WriteFile("/proc/"+strconv.Itoa(g.cmd.Process.Pid)+"/clear_refs", []byte("5"), 0); err != nil {
+	if err := os.WriteFile("/proc/"+strconv.Itoa(g.Pid())+"/clear_refs", []byte("5"), 0); err != nil {
 		t.Fatalf("resetting the gateway's peak RSS: %v", err)
 	}
 	big := bigStream(10 << 20)
 	start := time.Now()
 	stream(big)
 	elapsed := time.Since(start)
-	peak := processMemory(t, g.cmd.Process.Pid, "VmHWM")
+	peak := processMemory(t, g.Pid(), "VmHWM")
 	after, rssAfter := measure()
 
 	const mb = 1 << 20

@@ -105,7 +105,9 @@ func HeaderValue(hs []abi.Header, name string) string {
 	return ""
 }
 
-func equalFold(a, b string) bool {
+// equalFold compares a header name with a key (a string, or bytes in guest
+// memory), ASCII case-insensitively, without allocating.
+func equalFold[K string | []byte](a string, b K) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
 
 	"ai-proxy/filter/proxywasm/abi"
+	"ai-proxy/internal/testutil"
 )
 
 // testModule is testdata/guest compiled once for the whole package.
@@ -23,22 +21,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "harness-guest-")
+	wasm, err := testutil.BuildWasmBytes("./testdata/guest")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "guest.wasm")
-	cmd := exec.Command(goTool(), "build", "-buildmode=c-shared", "-o", out, "./testdata/guest")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build test guest: %v\n%s", err, b)
-		return 1
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "build test guest:", err)
 		return 1
 	}
 	ctx := context.Background()
@@ -48,14 +33,6 @@ func run(m *testing.M) int {
 	}
 	defer testModule.Close(ctx)
 	return m.Run()
-}
-
-// goTool finds the go command: PATH first, then the toolchain that built the test.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 func newTestVM(t testing.TB, env Env) *VM {
@@ -75,6 +52,16 @@ func startPlugin(t testing.TB, vm *VM, conf string) *Plugin {
 		t.Fatalf("StartPlugin: %v", err)
 	}
 	return p
+}
+
+// newTestStream starts a plugin with configuration conf on a new VM with env
+// and a stream of it, which is Done at the end of the test.
+func newTestStream(t testing.TB, env Env, conf string) (*VM, *Stream) {
+	t.Helper()
+	vm := newTestVM(t, env)
+	s := startPlugin(t, vm, conf).NewStream()
+	t.Cleanup(s.Done)
+	return vm, s
 }
 
 // request is a small POST with the given mode.

@@ -33,17 +33,18 @@ var (
 	i32i64    = []api.ValueType{api.ValueTypeI32, api.ValueTypeI64}
 )
 
-// hostFuncs is the proxy-wasm v0.2.1 "env" surface.
+// hostFuncs is the proxy-wasm v0.2.1 "env" surface; notOnAPISIX marks the
+// calls APISIX's wasm host lacks.
 var hostFuncs = []hostFunc{
 	{"proxy_log", i32s(3), hostLog},
 	{"proxy_get_log_level", i32s(1), hostGetLogLevel},
-	{"proxy_get_current_time_nanoseconds", i32s(1), hostGetCurrentTime},
-	{"proxy_set_tick_period_milliseconds", i32s(1), hostSetTickPeriod},
+	{"proxy_get_current_time_nanoseconds", i32s(1), notOnAPISIX(hostGetCurrentTime)},
+	{"proxy_set_tick_period_milliseconds", i32s(1), notOnAPISIX(hostSetTickPeriod)},
 	{"proxy_get_buffer_bytes", i32s(5), hostGetBufferBytes},
-	{"proxy_set_buffer_bytes", i32s(5), hostSetBufferBytes},
-	{"proxy_get_buffer_status", i32s(3), hostGetBufferStatus},
+	{"proxy_set_buffer_bytes", i32s(5), notOnAPISIX(hostSetBufferBytes)},
+	{"proxy_get_buffer_status", i32s(3), notOnAPISIX(hostGetBufferStatus)},
 	{"proxy_get_header_map_pairs", i32s(3), hostGetHeaderMapPairs},
-	{"proxy_set_header_map_pairs", i32s(3), hostSetHeaderMapPairs},
+	{"proxy_set_header_map_pairs", i32s(3), notOnAPISIX(hostSetHeaderMapPairs)},
 	{"proxy_get_header_map_value", i32s(5), hostGetHeaderMapValue},
 	{"proxy_get_header_map_size", i32s(2), hostGetHeaderMapSize},
 	{"proxy_add_header_map_value", i32s(5), hostAddHeaderMapValue},
@@ -55,14 +56,14 @@ var hostFuncs = []hostFunc{
 	{"proxy_http_call", i32s(10), hostHTTPCall},
 	{"proxy_get_property", i32s(4), hostGetProperty},
 	{"proxy_set_property", i32s(4), hostSetProperty},
-	{"proxy_get_shared_data", i32s(5), hostGetSharedData},
-	{"proxy_set_shared_data", i32s(5), hostSetSharedData},
-	{"proxy_register_shared_queue", i32s(3), hostRegisterSharedQueue},
-	{"proxy_resolve_shared_queue", i32s(5), hostResolveSharedQueue},
-	{"proxy_enqueue_shared_queue", i32s(3), hostEnqueueSharedQueue},
-	{"proxy_dequeue_shared_queue", i32s(3), hostDequeueSharedQueue},
+	{"proxy_get_shared_data", i32s(5), notOnAPISIX(hostGetSharedData)},
+	{"proxy_set_shared_data", i32s(5), notOnAPISIX(hostSetSharedData)},
+	{"proxy_register_shared_queue", i32s(3), notOnAPISIX(hostRegisterSharedQueue)},
+	{"proxy_resolve_shared_queue", i32s(5), notOnAPISIX(hostResolveSharedQueue)},
+	{"proxy_enqueue_shared_queue", i32s(3), notOnAPISIX(hostEnqueueSharedQueue)},
+	{"proxy_dequeue_shared_queue", i32s(3), notOnAPISIX(hostDequeueSharedQueue)},
 	{"proxy_set_effective_context", i32s(1), hostSetEffectiveContext},
-	{"proxy_done", nil, hostDone},
+	{"proxy_done", nil, notOnAPISIX(hostDone)},
 	{"proxy_define_metric", i32s(4), hostDefineMetric},
 	{"proxy_increment_metric", i32i64, hostIncrementMetric},
 	{"proxy_record_metric", i32i64, hostRecordMetric},
@@ -97,6 +98,17 @@ func buildEnv(rt wazero.Runtime) wazero.HostModuleBuilder {
 }
 
 func hostUnimplemented(*VM, []uint64) abi.Status { return abi.StatusUnimplemented }
+
+// notOnAPISIX wraps a host call that APISIX's wasm host does not implement:
+// under ProfileAPISIX it answers UNIMPLEMENTED without running fn.
+func notOnAPISIX(fn func(*VM, []uint64) abi.Status) func(*VM, []uint64) abi.Status {
+	return func(vm *VM, p []uint64) abi.Status {
+		if vm.apisix() {
+			return abi.StatusUnimplemented
+		}
+		return fn(vm, p)
+	}
+}
 
 // --- guest memory -----------------------------------------------------------
 
@@ -187,16 +199,10 @@ func hostGetLogLevel(vm *VM, p []uint64) abi.Status {
 }
 
 func hostGetCurrentTime(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	return vm.writeU64(p[0], uint64(time.Now().UnixNano()))
 }
 
 func hostSetTickPeriod(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	if vm.cur.plugin == nil {
 		return abi.StatusBadArgument
 	}
@@ -269,9 +275,6 @@ func hostGetBufferBytes(vm *VM, p []uint64) abi.Status {
 // start 0 and size >= length replaces everything, start >= length appends;
 // anything else is BAD_ARGUMENT. UNIMPLEMENTED under ProfileAPISIX.
 func hostSetBufferBytes(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	buf, writable, st := vm.buffer(abi.BufferType(p[0]))
 	if st != abi.StatusOK {
 		return st
@@ -301,9 +304,6 @@ func hostSetBufferBytes(vm *VM, p []uint64) abi.Status {
 }
 
 func hostGetBufferStatus(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	buf, _, st := vm.buffer(abi.BufferType(p[0]))
 	if st != abi.StatusOK {
 		return st
@@ -351,27 +351,6 @@ func (vm *VM) headerMap(t abi.MapType) (*[]abi.Header, bool, abi.Status) {
 	return nil, false, abi.StatusBadArgument
 }
 
-// equalFoldBytes compares a header name with a key in guest memory, ASCII
-// case-insensitively, without allocating.
-func equalFoldBytes(a string, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 func hostGetHeaderMapPairs(vm *VM, p []uint64) abi.Status {
 	hs, _, st := vm.headerMap(abi.MapType(p[0]))
 	if st != abi.StatusOK {
@@ -382,15 +361,9 @@ func hostGetHeaderMapPairs(vm *VM, p []uint64) abi.Status {
 }
 
 func hostSetHeaderMapPairs(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
-	hs, writable, st := vm.headerMap(abi.MapType(p[0]))
+	hs, st := vm.writableMap(abi.MapType(p[0]))
 	if st != abi.StatusOK {
 		return st
-	}
-	if !writable {
-		return abi.StatusBadArgument
 	}
 	data, ok := vm.read(p[1], p[2])
 	if !ok {
@@ -414,7 +387,7 @@ func hostGetHeaderMapValue(vm *VM, p []uint64) abi.Status {
 		return abi.StatusInvalidMemoryAccess
 	}
 	for _, h := range *hs {
-		if equalFoldBytes(h[0], key) {
+		if equalFold(h[0], key) {
 			vm.scratch = append(vm.scratch[:0], h[1]...)
 			return vm.copyOut(vm.scratch, p[3], p[4])
 		}
@@ -430,15 +403,22 @@ func hostGetHeaderMapSize(vm *VM, p []uint64) abi.Status {
 	return vm.writeU32(p[1], uint32(abi.EncodedSize(*hs)))
 }
 
+// writableMap is headerMap for the calls that modify the map: a read-only
+// map is BAD_ARGUMENT.
+func (vm *VM) writableMap(t abi.MapType) (*[]abi.Header, abi.Status) {
+	hs, writable, st := vm.headerMap(t)
+	if st == abi.StatusOK && !writable {
+		return nil, abi.StatusBadArgument
+	}
+	return hs, st
+}
+
 // writableMapKV reads the map, key and value arguments of the add and
 // replace calls.
 func (vm *VM) writableMapKV(p []uint64) (*[]abi.Header, []byte, []byte, abi.Status) {
-	hs, writable, st := vm.headerMap(abi.MapType(p[0]))
+	hs, st := vm.writableMap(abi.MapType(p[0]))
 	if st != abi.StatusOK {
 		return nil, nil, nil, st
-	}
-	if !writable {
-		return nil, nil, nil, abi.StatusBadArgument
 	}
 	key, ok := vm.read(p[1], p[2])
 	if !ok {
@@ -471,7 +451,7 @@ func hostReplaceHeaderMapValue(vm *VM, p []uint64) abi.Status {
 	found := false
 	out := m[:0]
 	for _, h := range m {
-		if equalFoldBytes(h[0], key) {
+		if equalFold(h[0], key) {
 			if found {
 				continue
 			}
@@ -489,12 +469,9 @@ func hostReplaceHeaderMapValue(vm *VM, p []uint64) abi.Status {
 }
 
 func hostRemoveHeaderMapValue(vm *VM, p []uint64) abi.Status {
-	hs, writable, st := vm.headerMap(abi.MapType(p[0]))
+	hs, st := vm.writableMap(abi.MapType(p[0]))
 	if st != abi.StatusOK {
 		return st
-	}
-	if !writable {
-		return abi.StatusBadArgument
 	}
 	key, ok := vm.read(p[1], p[2])
 	if !ok {
@@ -503,7 +480,7 @@ func hostRemoveHeaderMapValue(vm *VM, p []uint64) abi.Status {
 	m := *hs
 	out := m[:0]
 	for _, h := range m {
-		if !equalFoldBytes(h[0], key) {
+		if !equalFold(h[0], key) {
 			out = append(out, h)
 		}
 	}
@@ -781,9 +758,6 @@ func hostSetProperty(vm *VM, p []uint64) abi.Status {
 
 // hostGetSharedData: (key, key_len, ret_value, ret_value_len, ret_cas).
 func hostGetSharedData(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	key, ok := vm.read(p[0], p[1])
 	if !ok || !vm.writable(p[4], 4) {
 		return abi.StatusInvalidMemoryAccess
@@ -800,9 +774,6 @@ func hostGetSharedData(vm *VM, p []uint64) abi.Status {
 
 // hostSetSharedData: (key, key_len, value, value_len, cas).
 func hostSetSharedData(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	key, ok1 := vm.read(p[0], p[1])
 	val, ok2 := vm.read(p[2], p[3])
 	if !ok1 || !ok2 {
@@ -816,9 +787,6 @@ func hostSetSharedData(vm *VM, p []uint64) abi.Status {
 
 // hostRegisterSharedQueue: (name, name_len, ret_queue_id).
 func hostRegisterSharedQueue(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	name, ok := vm.read(p[0], p[1])
 	if !ok || !vm.writable(p[2], 4) {
 		return abi.StatusInvalidMemoryAccess
@@ -829,9 +797,6 @@ func hostRegisterSharedQueue(vm *VM, p []uint64) abi.Status {
 // hostResolveSharedQueue: (vm_id, vm_id_len, name, name_len, ret_queue_id).
 // Queues are per Module; the vm_id is ignored.
 func hostResolveSharedQueue(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	_, ok1 := vm.read(p[0], p[1])
 	name, ok2 := vm.read(p[2], p[3])
 	if !ok1 || !ok2 || !vm.writable(p[4], 4) {
@@ -847,9 +812,6 @@ func hostResolveSharedQueue(vm *VM, p []uint64) abi.Status {
 // hostEnqueueSharedQueue: (queue_id, data, data_len). proxy_on_queue_ready
 // is not delivered.
 func hostEnqueueSharedQueue(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	data, ok := vm.read(p[1], p[2])
 	if !ok {
 		return abi.StatusInvalidMemoryAccess
@@ -862,9 +824,6 @@ func hostEnqueueSharedQueue(vm *VM, p []uint64) abi.Status {
 
 // hostDequeueSharedQueue: (queue_id, ret_data, ret_data_len).
 func hostDequeueSharedQueue(vm *VM, p []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
 	if !vm.writable(p[1], 4) || !vm.writable(p[2], 4) {
 		return abi.StatusInvalidMemoryAccess
 	}
@@ -896,12 +855,7 @@ func hostSetEffectiveContext(vm *VM, p []uint64) abi.Status {
 	return abi.StatusBadArgument
 }
 
-func hostDone(vm *VM, _ []uint64) abi.Status {
-	if vm.apisix() {
-		return abi.StatusUnimplemented
-	}
-	return abi.StatusOK
-}
+func hostDone(*VM, []uint64) abi.Status { return abi.StatusOK }
 
 // --- metrics ------------------------------------------------------------------
 

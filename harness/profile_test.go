@@ -64,10 +64,7 @@ func TestProfileDifferences(t *testing.T) {
 }
 
 func TestAPISIXBodyDelivery(t *testing.T) {
-	vm := newTestVM(t, Env{Profile: ProfileAPISIX})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	_, s := newTestStream(t, Env{Profile: ProfileAPISIX}, "{}")
 	s.SendRequestHeaders(request("buffer"), false)
 	// APISIX gives the guest the whole body once: earlier chunks pause
 	// without a call.
@@ -87,10 +84,7 @@ func TestAPISIXBodyDelivery(t *testing.T) {
 }
 
 func TestAPISIXCallResumesRequest(t *testing.T) {
-	vm := newTestVM(t, Env{Profile: ProfileAPISIX})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{Profile: ProfileAPISIX}, "{}")
 	s.SendRequestHeaders(request("call-hostport"), true)
 	calls := vm.PendingCalls()
 	if len(calls) != 1 || calls[0].Upstream != "api.example.com:443" {
@@ -147,10 +141,7 @@ func TestStrictWASI(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.profile), func(t *testing.T) {
-			vm := newTestVM(t, Env{Profile: tc.profile})
-			p := startPlugin(t, vm, "{}")
-			s := p.NewStream()
-			defer s.Done()
+			vm, s := newTestStream(t, Env{Profile: tc.profile}, "{}")
 			s.SendRequestHeaders(request("sleep"), true)
 			if vm.Broken() != tc.wantBroken {
 				t.Fatalf("Broken = %v, want %v; logs %v", vm.Broken(), tc.wantBroken, vm.Logs())
@@ -202,10 +193,7 @@ func TestValidHostPort(t *testing.T) {
 // TestAPISIXBodyNeedsProperty: without a non-empty wasm_process_req_body
 // (the guest sets it; the test empties it), APISIX never calls the body callback.
 func TestAPISIXBodyNeedsProperty(t *testing.T) {
-	vm := newTestVM(t, Env{Profile: ProfileAPISIX})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{Profile: ProfileAPISIX}, "{}")
 	s.SendRequestHeaders(request("buffer"), false)
 	vm.mu.Lock()
 	s.props["wasm_process_req_body"] = nil

@@ -37,9 +37,9 @@ func (p *Plugin) NewStream() *Stream {
 		vm.failStream(s)
 		return s
 	}
-	if vm.fn.contextCreate != nil {
+	if vm.fn.has(phaseCreate) {
 		vm.stack[0], vm.stack[1] = uint64(s.id), uint64(p.id)
-		_, _ = vm.callIn(callState{stream: s, plugin: p, phase: phaseCreate}, vm.fn.contextCreate, "proxy_on_context_create")
+		_, _ = vm.callIn(callState{stream: s, plugin: p, phase: phaseCreate})
 	}
 	return s
 }
@@ -120,17 +120,37 @@ func (s *Stream) idle() abi.Action {
 	return abi.ActionContinue
 }
 
-// SendRequestHeaders sets the request headers (names lowercased) and calls
-// proxy_on_request_headers(id, len(hs), endOfStream).
-func (s *Stream) SendRequestHeaders(hs []abi.Header, endOfStream bool) abi.Action {
+// sendHeaders is the Send* of a header map of side: it sets *dst to hs
+// (names lowercased) and calls the callback of ph with (id, len(hs), eos).
+func (s *Stream) sendHeaders(side abi.StreamType, ph phase, dst *[]abi.Header, hs []abi.Header, eos uint64) abi.Action {
 	vm := s.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if !s.begin(abi.StreamHTTPRequest) {
+	if !s.begin(side) {
 		return s.idle()
 	}
-	s.reqHeaders = lowerHeaders(s.reqHeaders[:0], hs)
-	return vm.streamCall(s, phaseRequestHeaders, vm.fn.reqHeaders, "proxy_on_request_headers", uint64(len(hs)), b2u(endOfStream))
+	*dst = lowerHeaders((*dst)[:0], hs)
+	return vm.streamCall(s, ph, uint64(len(hs)), eos)
+}
+
+// appendBody is the prologue of the Send* of the body of side, with the VM
+// lock held: it appends chunk to *body unless the stream is done. It reports
+// false, and the Action to return, when the guest must not be called.
+func (s *Stream) appendBody(side abi.StreamType, body *[]byte, chunk []byte) (abi.Action, bool) {
+	if s.done {
+		return abi.ActionContinue, false
+	}
+	*body = append(*body, chunk...)
+	if !s.begin(side) {
+		return s.idle(), false
+	}
+	return abi.ActionContinue, true
+}
+
+// SendRequestHeaders sets the request headers (names lowercased) and calls
+// proxy_on_request_headers(id, len(hs), endOfStream).
+func (s *Stream) SendRequestHeaders(hs []abi.Header, endOfStream bool) abi.Action {
+	return s.sendHeaders(abi.StreamHTTPRequest, phaseRequestHeaders, &s.reqHeaders, hs, b2u(endOfStream))
 }
 
 // SendRequestBody appends chunk to the buffered request body and calls
@@ -145,12 +165,8 @@ func (s *Stream) SendRequestBody(chunk []byte, endOfStream bool) abi.Action {
 	vm := s.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if s.done {
-		return abi.ActionContinue
-	}
-	s.reqBody = append(s.reqBody, chunk...)
-	if !s.begin(abi.StreamHTTPRequest) {
-		return s.idle()
+	if a, ok := s.appendBody(abi.StreamHTTPRequest, &s.reqBody, chunk); !ok {
+		return a
 	}
 	if vm.env.Profile == ProfileAPISIX {
 		if len(s.props["wasm_process_req_body"]) == 0 {
@@ -160,33 +176,19 @@ func (s *Stream) SendRequestBody(chunk []byte, endOfStream bool) abi.Action {
 			return abi.ActionPause
 		}
 	}
-	return vm.streamCall(s, phaseRequestBody, vm.fn.reqBody, "proxy_on_request_body", uint64(len(s.reqBody)), b2u(endOfStream))
+	return vm.streamCall(s, phaseRequestBody, uint64(len(s.reqBody)), b2u(endOfStream))
 }
 
 // SendRequestTrailers sets the request trailers and calls
 // proxy_on_request_trailers(id, len(hs)).
 func (s *Stream) SendRequestTrailers(hs []abi.Header) abi.Action {
-	vm := s.vm
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	if !s.begin(abi.StreamHTTPRequest) {
-		return s.idle()
-	}
-	s.reqTrailers = lowerHeaders(s.reqTrailers[:0], hs)
-	return vm.streamCall(s, phaseRequestTrailers, vm.fn.reqTrailers, "proxy_on_request_trailers", uint64(len(hs)), 0)
+	return s.sendHeaders(abi.StreamHTTPRequest, phaseRequestTrailers, &s.reqTrailers, hs, 0)
 }
 
 // SendResponseHeaders sets the response headers (names lowercased; include
 // ":status") and calls proxy_on_response_headers(id, len(hs), endOfStream).
 func (s *Stream) SendResponseHeaders(hs []abi.Header, endOfStream bool) abi.Action {
-	vm := s.vm
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	if !s.begin(abi.StreamHTTPResponse) {
-		return s.idle()
-	}
-	s.respHeaders = lowerHeaders(s.respHeaders[:0], hs)
-	return vm.streamCall(s, phaseResponseHeaders, vm.fn.respHeaders, "proxy_on_response_headers", uint64(len(hs)), b2u(endOfStream))
+	return s.sendHeaders(abi.StreamHTTPResponse, phaseResponseHeaders, &s.respHeaders, hs, b2u(endOfStream))
 }
 
 // SendResponseBody appends chunk to the buffered response body and calls
@@ -199,34 +201,23 @@ func (s *Stream) SendResponseBody(chunk []byte, endOfStream bool) abi.Action {
 	vm := s.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if s.done {
-		return abi.ActionContinue
-	}
-	s.respBody = append(s.respBody, chunk...)
-	if !s.begin(abi.StreamHTTPResponse) {
-		return s.idle()
+	if a, ok := s.appendBody(abi.StreamHTTPResponse, &s.respBody, chunk); !ok {
+		return a
 	}
 	if vm.env.Profile == ProfileAPISIX {
 		if len(s.props["wasm_process_resp_body"]) == 0 {
 			return abi.ActionContinue
 		}
-		vm.streamCall(s, phaseResponseBody, vm.fn.respBody, "proxy_on_response_body", uint64(len(s.respBody)), b2u(endOfStream))
+		vm.streamCall(s, phaseResponseBody, uint64(len(s.respBody)), b2u(endOfStream))
 		return s.idle()
 	}
-	return vm.streamCall(s, phaseResponseBody, vm.fn.respBody, "proxy_on_response_body", uint64(len(s.respBody)), b2u(endOfStream))
+	return vm.streamCall(s, phaseResponseBody, uint64(len(s.respBody)), b2u(endOfStream))
 }
 
 // SendResponseTrailers sets the response trailers and calls
 // proxy_on_response_trailers(id, len(hs)).
 func (s *Stream) SendResponseTrailers(hs []abi.Header) abi.Action {
-	vm := s.vm
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	if !s.begin(abi.StreamHTTPResponse) {
-		return s.idle()
-	}
-	s.respTrailers = lowerHeaders(s.respTrailers[:0], hs)
-	return vm.streamCall(s, phaseResponseTrailers, vm.fn.respTrailers, "proxy_on_response_trailers", uint64(len(hs)), 0)
+	return s.sendHeaders(abi.StreamHTTPResponse, phaseResponseTrailers, &s.respTrailers, hs, 0)
 }
 
 func copyHeaders(hs []abi.Header) []abi.Header {
@@ -356,14 +347,10 @@ func (s *Stream) Done() {
 		return
 	}
 	s.done = true
-	if !vm.broken {
-		vm.streamCall(s, phaseLog, vm.fn.log, "proxy_on_log", 0, 0)
-	}
-	if !vm.broken {
-		vm.streamCall(s, phaseDone, vm.fn.done, "proxy_on_done", 0, 0)
-	}
-	if !vm.broken {
-		vm.streamCall(s, phaseDelete, vm.fn.delete, "proxy_on_delete", 0, 0)
+	for _, ph := range [...]phase{phaseLog, phaseDone, phaseDelete} {
+		if !vm.broken {
+			vm.streamCall(s, ph, 0, 0)
+		}
 	}
 	delete(vm.streams, s.id)
 }

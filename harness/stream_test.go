@@ -13,10 +13,7 @@ import (
 )
 
 func TestHeaderEdits(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	in := request("plain",
 		abi.Header{"X-Replace-Me", "a"}, abi.Header{"x-replace-me", "b"},
 		abi.Header{"X-Remove-Me", "gone"})
@@ -63,10 +60,7 @@ func TestHeaderEdits(t *testing.T) {
 }
 
 func TestRequestBodyBuffering(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	_, s := newTestStream(t, Env{}, "{}")
 	if a := s.SendRequestHeaders(request("buffer"), false); a != abi.ActionPause {
 		t.Fatalf("headers action = %v, want Pause", a)
 	}
@@ -91,10 +85,7 @@ func TestRequestBodyBuffering(t *testing.T) {
 }
 
 func TestResponseBodyPrependAppend(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	_, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("wrap"), true)
 	s.SendResponseHeaders([]abi.Header{{":status", "200"}}, false)
 	if a := s.SendResponseBody([]byte("ab"), false); a != abi.ActionPause {
@@ -109,10 +100,7 @@ func TestResponseBodyPrependAppend(t *testing.T) {
 }
 
 func TestLocalResponse(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	_, s := newTestStream(t, Env{}, "{}")
 	if a := s.SendRequestHeaders(request("local"), false); a != abi.ActionPause {
 		t.Fatalf("action = %v, want Pause", a)
 	}
@@ -132,10 +120,7 @@ func TestLocalResponse(t *testing.T) {
 }
 
 func TestHTTPCallAndResponse(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	if a := s.SendRequestHeaders(request("call"), true); a != abi.ActionPause {
 		t.Fatalf("action = %v, want Pause", a)
 	}
@@ -186,10 +171,7 @@ func TestHTTPCallAndResponse(t *testing.T) {
 }
 
 func TestHTTPCallFailed(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("call"), true)
 	calls := vm.PendingCalls()
 	if len(calls) != 1 {
@@ -205,10 +187,7 @@ func TestHTTPCallFailed(t *testing.T) {
 }
 
 func TestHTTPCallBodyReplacedFromCallResponse(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("callbody"), false)
 	if a := s.SendRequestBody([]byte(`{"q":1}`), true); a != abi.ActionPause {
 		t.Fatalf("body action = %v, want Pause", a)
@@ -230,10 +209,7 @@ func TestHTTPCallBodyReplacedFromCallResponse(t *testing.T) {
 }
 
 func TestLocalResponseFromCallResponse(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("call"), true)
 	id := vm.PendingCalls()[0].ID
 	if err := vm.RespondCall(id, &CallResponse{Headers: []abi.Header{{":status", "418"}}, Body: []byte("teapot")}); err != nil {
@@ -263,13 +239,10 @@ func TestHTTPCallArguments(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var seen []HTTPCall
-			vm := newTestVM(t, Env{HTTPCall: func(c HTTPCall) bool {
+			vm, s := newTestStream(t, Env{HTTPCall: func(c HTTPCall) bool {
 				seen = append(seen, c)
 				return tc.accept
-			}})
-			p := startPlugin(t, vm, "{}")
-			s := p.NewStream()
-			defer s.Done()
+			}}, "{}")
 			s.SendRequestHeaders(request(tc.mode), true)
 			wantHeader(t, s.RequestHeaders(), "x-call-status", tc.wantStatus)
 			if n := len(vm.PendingCalls()); n != tc.wantCalls {
@@ -310,10 +283,7 @@ func TestAsyncCallFlow(t *testing.T) {
 }
 
 func TestBadGuestPointers(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("badptr"), true)
 	wantHeader(t, s.RequestHeaders(), "x-badptr-status", "6,6,6")
 	if vm.Broken() {
@@ -322,10 +292,7 @@ func TestBadGuestPointers(t *testing.T) {
 }
 
 func TestSharedData(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	_, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("shared"), true)
 	// set, get, set with a wrong cas (CAS_MISMATCH), set with the right cas.
 	wantHeader(t, s.RequestHeaders(), "x-shared-status", "0,0,8,0,v1")
@@ -386,19 +353,14 @@ func TestTrapBreaksVM(t *testing.T) {
 		t.Fatalf("live streams after Done = %d", n)
 	}
 	// Other VMs of the module are unaffected.
-	vm2 := newTestVM(t, Env{})
-	s2 := startPlugin(t, vm2, "{}").NewStream()
-	defer s2.Done()
+	_, s2 := newTestStream(t, Env{}, "{}")
 	if a := s2.SendRequestHeaders(request("plain"), true); a != abi.ActionContinue {
 		t.Fatalf("fresh VM action = %v", a)
 	}
 }
 
 func TestTrapInCallResponse(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("call"), true)
 	id := vm.PendingCalls()[0].ID
 	err := vm.RespondCall(id, &CallResponse{Headers: []abi.Header{{":status", "599"}}}) // the guest panics on 599
@@ -414,13 +376,10 @@ func TestTrapInCallResponse(t *testing.T) {
 }
 
 func TestRespondCallOnBrokenVM(t *testing.T) {
-	vm := newTestVM(t, Env{})
-	p := startPlugin(t, vm, "{}")
-	s := p.NewStream()
-	defer s.Done()
+	vm, s := newTestStream(t, Env{}, "{}")
 	s.SendRequestHeaders(request("call"), true)
 	id := vm.PendingCalls()[0].ID
-	s2 := p.NewStream()
+	s2 := s.plugin.NewStream()
 	s2.SendRequestHeaders(request("plain", abi.Header{"x-panic", "1"}), true)
 	s2.Done()
 	if err := vm.RespondCall(id, &CallResponse{Headers: []abi.Header{{":status", "200"}}}); !errors.Is(err, ErrBroken) {

@@ -65,7 +65,26 @@ const (
 	phaseLog
 	phaseDone
 	phaseDelete
+	phaseCount // not a phase: the number of phases
 )
+
+// phaseExports names the guest callback of each phase that calls one.
+var phaseExports = [phaseCount]string{
+	phaseCreate:           "proxy_on_context_create",
+	phaseVMStart:          "proxy_on_vm_start",
+	phaseConfigure:        "proxy_on_configure",
+	phaseRequestHeaders:   "proxy_on_request_headers",
+	phaseRequestBody:      "proxy_on_request_body",
+	phaseRequestTrailers:  "proxy_on_request_trailers",
+	phaseResponseHeaders:  "proxy_on_response_headers",
+	phaseResponseBody:     "proxy_on_response_body",
+	phaseResponseTrailers: "proxy_on_response_trailers",
+	phaseCallResponse:     "proxy_on_http_call_response",
+	phaseTick:             "proxy_on_tick",
+	phaseLog:              "proxy_on_log",
+	phaseDone:             "proxy_on_done",
+	phaseDelete:           "proxy_on_delete",
+}
 
 // callState is what a host call acts on: the effective context (stream or
 // root) and what the current callback may read.
@@ -80,22 +99,12 @@ type callState struct {
 // guestExports are the guest functions the host calls; nil when not exported
 // (the callback is then skipped as if it had answered Continue / true).
 type guestExports struct {
-	malloc        api.Function
-	contextCreate api.Function
-	vmStart       api.Function
-	configure     api.Function
-	reqHeaders    api.Function
-	reqBody       api.Function
-	reqTrailers   api.Function
-	respHeaders   api.Function
-	respBody      api.Function
-	respTrailers  api.Function
-	callResponse  api.Function
-	tick          api.Function
-	log           api.Function
-	done          api.Function
-	delete        api.Function
+	malloc   api.Function
+	callback [phaseCount]api.Function // by phase, see phaseExports
 }
+
+// has reports whether the guest exports the callback of ph.
+func (g *guestExports) has(ph phase) bool { return g.callback[ph] != nil }
 
 // pendingCall is a proxy_http_call waiting for VM.RespondCall.
 type pendingCall struct {
@@ -161,22 +170,11 @@ func (vm *VM) bind(inst api.Module) error {
 		return fmt.Errorf("harness: %w: module has no memory", ErrNotProxyWasm)
 	}
 	f := inst.ExportedFunction
-	vm.fn = guestExports{
-		malloc:        f(exportMalloc),
-		contextCreate: f("proxy_on_context_create"),
-		vmStart:       f("proxy_on_vm_start"),
-		configure:     f("proxy_on_configure"),
-		reqHeaders:    f("proxy_on_request_headers"),
-		reqBody:       f("proxy_on_request_body"),
-		reqTrailers:   f("proxy_on_request_trailers"),
-		respHeaders:   f("proxy_on_response_headers"),
-		respBody:      f("proxy_on_response_body"),
-		respTrailers:  f("proxy_on_response_trailers"),
-		callResponse:  f("proxy_on_http_call_response"),
-		tick:          f("proxy_on_tick"),
-		log:           f("proxy_on_log"),
-		done:          f("proxy_on_done"),
-		delete:        f("proxy_on_delete"),
+	vm.fn = guestExports{malloc: f(exportMalloc)}
+	for ph, name := range phaseExports {
+		if name != "" {
+			vm.fn.callback[ph] = f(name)
+		}
 	}
 	if vm.fn.malloc == nil {
 		return fmt.Errorf("harness: %w: no %s export", ErrNotProxyWasm, exportMalloc)
@@ -206,26 +204,26 @@ func (vm *VM) invoke(fn api.Function, name string) (uint64, error) {
 	return vm.stack[0], nil
 }
 
-// callIn runs fn with the given call state as the effective context and
-// restores the previous state afterwards.
-func (vm *VM) callIn(st callState, fn api.Function, name string) (uint64, error) {
+// callIn runs the callback of st.phase, which the guest exports, with st as
+// the effective context and restores the previous state afterwards.
+func (vm *VM) callIn(st callState) (uint64, error) {
 	saved := vm.cur
 	vm.cur = st
-	r, err := vm.invoke(fn, name)
+	r, err := vm.invoke(vm.fn.callback[st.phase], phaseExports[st.phase])
 	vm.cur = saved
 	return r, err
 }
 
-// streamCall calls a stream callback fn(contextID, a1, a2) and maps its
-// result to an Action (anything but Continue pauses). A missing export
+// streamCall calls the stream callback of ph, (contextID, a1, a2), and maps
+// its result to an Action (anything but Continue pauses). A missing export
 // answers Continue; a trap answers Pause (the stream then has a local
 // response).
-func (vm *VM) streamCall(s *Stream, ph phase, fn api.Function, name string, a1, a2 uint64) abi.Action {
-	if fn == nil {
+func (vm *VM) streamCall(s *Stream, ph phase, a1, a2 uint64) abi.Action {
+	if !vm.fn.has(ph) {
 		return abi.ActionContinue
 	}
 	vm.stack[0], vm.stack[1], vm.stack[2] = uint64(s.id), a1, a2
-	r, err := vm.callIn(callState{stream: s, plugin: s.plugin, phase: ph}, fn, name)
+	r, err := vm.callIn(callState{stream: s, plugin: s.plugin, phase: ph})
 	if err != nil || uint32(r) != uint32(abi.ActionContinue) {
 		return abi.ActionPause
 	}
@@ -324,41 +322,42 @@ func (vm *VM) StartPlugin(cfg PluginConfig) (*Plugin, error) {
 		return nil, err
 	}
 	vm.lastError = ""
-	if vm.fn.contextCreate != nil {
+	if vm.fn.has(phaseCreate) {
 		vm.stack[0], vm.stack[1] = uint64(p.id), 0
-		if _, err := vm.callIn(callState{plugin: p, phase: phaseCreate}, vm.fn.contextCreate, "proxy_on_context_create"); err != nil {
+		if _, err := vm.callIn(callState{plugin: p, phase: phaseCreate}); err != nil {
 			return fail(err)
 		}
 	}
-	if vm.fn.vmStart != nil {
+	if vm.fn.has(phaseVMStart) {
 		vm.stack[0], vm.stack[1] = uint64(p.id), uint64(len(cfg.VMConfig))
-		ok, err := vm.callIn(callState{plugin: p, phase: phaseVMStart, config: cfg.VMConfig}, vm.fn.vmStart, "proxy_on_vm_start")
+		ok, err := vm.callIn(callState{plugin: p, phase: phaseVMStart, config: cfg.VMConfig})
 		if err != nil {
 			return fail(err)
 		}
 		if uint32(ok) == 0 {
-			return fail(fmt.Errorf("%w: %s", ErrVMStartRejected, vm.reason("proxy_on_vm_start")))
+			return fail(fmt.Errorf("%w: %s", ErrVMStartRejected, vm.reason(phaseVMStart)))
 		}
 	}
-	if vm.fn.configure != nil {
+	if vm.fn.has(phaseConfigure) {
 		vm.stack[0], vm.stack[1] = uint64(p.id), uint64(len(cfg.Configuration))
-		ok, err := vm.callIn(callState{plugin: p, phase: phaseConfigure, config: cfg.Configuration}, vm.fn.configure, "proxy_on_configure")
+		ok, err := vm.callIn(callState{plugin: p, phase: phaseConfigure, config: cfg.Configuration})
 		if err != nil {
 			return fail(err)
 		}
 		if uint32(ok) == 0 {
-			return fail(fmt.Errorf("%w: %s", ErrConfigRejected, vm.reason("proxy_on_configure")))
+			return fail(fmt.Errorf("%w: %s", ErrConfigRejected, vm.reason(phaseConfigure)))
 		}
 	}
 	return p, nil
 }
 
-// reason is the guest's last error line, or a default naming the callback.
-func (vm *VM) reason(callback string) string {
+// reason is the guest's last error line, or a default naming the callback
+// of ph.
+func (vm *VM) reason(ph phase) string {
 	if vm.lastError != "" {
 		return vm.lastError
 	}
-	return callback + " returned false"
+	return phaseExports[ph] + " returned false"
 }
 
 // PendingCalls returns the unanswered proxy_http_call calls, oldest first.
@@ -405,7 +404,7 @@ func (vm *VM) RespondCall(id uint32, resp *CallResponse) error {
 		}
 		return ErrBroken
 	}
-	if vm.fn.callResponse == nil {
+	if !vm.fn.has(phaseCallResponse) {
 		return nil
 	}
 	var nh, bs, nt int
@@ -418,7 +417,7 @@ func (vm *VM) RespondCall(id uint32, resp *CallResponse) error {
 		st.stream = s
 	}
 	vm.stack[0], vm.stack[1], vm.stack[2], vm.stack[3], vm.stack[4] = uint64(pc.plugin.id), uint64(id), uint64(nh), uint64(bs), uint64(nt)
-	if _, err := vm.callIn(st, vm.fn.callResponse, "proxy_on_http_call_response"); err != nil {
+	if _, err := vm.callIn(st); err != nil {
 		return err
 	}
 	if apisix && s != nil && s.local == nil && !s.closed && s.calls == 0 {
@@ -433,11 +432,11 @@ func (vm *VM) RespondCall(id uint32, resp *CallResponse) error {
 func (vm *VM) Tick(p *Plugin) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if vm.broken || p.tick == 0 || vm.fn.tick == nil {
+	if vm.broken || p.tick == 0 || !vm.fn.has(phaseTick) {
 		return
 	}
 	vm.stack[0] = uint64(p.id)
-	_, _ = vm.callIn(callState{plugin: p, phase: phaseTick}, vm.fn.tick, "proxy_on_tick")
+	_, _ = vm.callIn(callState{plugin: p, phase: phaseTick})
 }
 
 // TickPeriod is the period p set with proxy_set_tick_period_milliseconds (0: none).

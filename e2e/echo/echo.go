@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+
+	"ai-proxy/e2e/serve"
 )
 
 // Request is one request the echo received, in arrival order.
@@ -40,9 +42,9 @@ type Response struct {
 
 // Server is the echo upstream. Its methods are safe for concurrent use.
 type Server struct {
-	mu   sync.Mutex
-	reqs []Request
-	srv  *httptest.Server
+	mu      sync.Mutex
+	reqs    []Request
+	started serve.Started
 }
 
 // New returns an echo that is not listening yet: use Handler or Start.
@@ -54,38 +56,19 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // Start listens on a free 127.0.0.1 port (plain HTTP) and returns the base URL.
 func (s *Server) Start() string {
 	srv := httptest.NewServer(s.Handler())
-	s.mu.Lock()
-	s.srv = srv
-	s.mu.Unlock()
+	s.started.Set(srv)
 	return srv.URL
 }
 
 // Addr is the "host:port" the server started by Start listens on.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return ""
-	}
-	return s.srv.Listener.Addr().String()
-}
+func (s *Server) Addr() string { return s.started.Addr() }
 
 // Port is the port the server started by Start listens on.
-func (s *Server) Port() int {
-	_, p, err := net.SplitHostPort(s.Addr())
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
-}
+func (s *Server) Port() int { return s.started.Port() }
 
 // Close stops the server started by Start.
 func (s *Server) Close() {
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv != nil {
+	if srv := s.started.Server(); srv != nil {
 		srv.Close()
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"ai-proxy/e2e/serve"
 )
 
 // Created is the "created" timestamp of every answer, fixed so that answers
@@ -81,7 +83,7 @@ type Server struct {
 	queue   []Behavior
 	always  *Behavior
 	nextID  int
-	srv     *httptest.Server
+	started serve.Started
 	closing chan struct{}
 	once    sync.Once
 }
@@ -104,9 +106,7 @@ func (s *Server) Start(useTLS bool) string {
 	} else {
 		srv.Start()
 	}
-	s.mu.Lock()
-	s.srv = srv
-	s.mu.Unlock()
+	s.started.Set(srv)
 	return srv.URL
 }
 
@@ -117,42 +117,23 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Addr is the "host:port" the server started by Start listens on.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return ""
-	}
-	return s.srv.Listener.Addr().String()
-}
+func (s *Server) Addr() string { return s.started.Addr() }
 
 // Port is the port the server started by Start listens on.
-func (s *Server) Port() int {
-	_, p, err := net.SplitHostPort(s.Addr())
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
-}
+func (s *Server) Port() int { return s.started.Port() }
 
 // Client returns an HTTP client that trusts the server's certificate.
 func (s *Server) Client() *http.Client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return http.DefaultClient
+	if srv := s.started.Server(); srv != nil {
+		return srv.Client()
 	}
-	return s.srv.Client()
+	return http.DefaultClient
 }
 
 // Close stops the server started by Start; delayed answers are abandoned.
 func (s *Server) Close() {
 	s.once.Do(func() { close(s.closing) })
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv != nil {
+	if srv := s.started.Server(); srv != nil {
 		srv.CloseClientConnections()
 		srv.Close()
 	}

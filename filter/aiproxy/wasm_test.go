@@ -6,8 +6,6 @@ package aiproxy_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
+	"ai-proxy/internal/testutil"
 )
 
 var (
@@ -24,28 +23,10 @@ var (
 	moduleErr  error
 )
 
-func repoRoot(tb testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
 func loadModule(tb testing.TB) *harness.Module {
 	tb.Helper()
 	moduleOnce.Do(func() {
-		path := filepath.Join(repoRoot(tb), "build", "ai-proxy.wasm")
-		wasm, err := os.ReadFile(path)
+		wasm, err := testutil.ReadArtifact(testutil.WasmFile)
 		if err != nil {
 			moduleErr = err
 			return
@@ -435,7 +416,7 @@ func TestRouteModeStreamsAndAccounts(t *testing.T) {
 	}
 	m := vm.Metrics()
 	for name, want := range map[string]int64{
-		`ai_proxy_requests_total{provider="openai",model="gpt-4o-2024"}`:         1,
+		`ai_proxy_requests_total{provider="openai",model="gpt-4o-2024"}`:          1,
 		`ai_proxy_prompt_tokens_total{provider="openai",model="gpt-4o-2024"}`:     11,
 		`ai_proxy_completion_tokens_total{provider="openai",model="gpt-4o-2024"}`: 3,
 		`ai_proxy_time_to_first_token_ms{provider="openai"}`:                      1,

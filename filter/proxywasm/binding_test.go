@@ -2,29 +2,20 @@ package proxywasm_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
+	"ai-proxy/internal/testutil"
 )
 
 // buildPanicker compiles testdata/panicker with the binding under test.
 func buildPanicker(t *testing.T) *harness.Module {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "panicker.wasm")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, "./testdata/panicker")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the test module: %v\n%s", err, b)
-	}
-	wasm, err := os.ReadFile(out)
+	wasm, err := testutil.BuildWasmBytes("./testdata/panicker")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("building the test module: %v", err)
 	}
 	m, err := harness.Compile(context.Background(), wasm)
 	if err != nil {

@@ -29,15 +29,11 @@ func Lookup(doc []byte, path ...string) (raw []byte, ok bool) {
 		}
 		for {
 			keyStart := i
-			keyEnd, escaped, err := String(doc, i)
+			next, keyEnd, escaped, err := memberKey(doc, i)
 			if err != nil {
 				return nil, false
 			}
-			i = SkipSpace(doc, keyEnd)
-			if i >= len(doc) || doc[i] != ':' {
-				return nil, false
-			}
-			i = SkipSpace(doc, i+1)
+			i = SkipSpace(doc, next)
 			if EqualString(doc[keyStart:keyEnd], escaped, key) {
 				break // the value at i is the next step
 			}
@@ -117,50 +113,26 @@ func Int(raw []byte) (n int64, ok bool) {
 // When Next returns false with Err() == nil, the whole document was a valid
 // array followed only by whitespace.
 type ArrayScanner struct {
-	b    []byte
-	i    int
-	n    int
-	done bool
-	err  error
-	v    []byte
+	container
+	v []byte
 }
 
 // Reset starts scanning doc, which must hold a single array (leading and
 // trailing whitespace allowed). It returns ErrSyntax when doc does not start
 // with '[' after whitespace.
 func (s *ArrayScanner) Reset(doc []byte) error {
-	*s = ArrayScanner{b: doc}
-	i := SkipSpace(doc, 0)
-	if i >= len(doc) || doc[i] != '[' {
-		s.done, s.err = true, ErrSyntax
-		return s.err
-	}
-	s.i = i + 1
-	return nil
+	*s = ArrayScanner{}
+	return s.reset(doc, '[')
 }
 
 // Next advances to the next element. It returns false at the end of the array
 // or on a syntax error (see Err).
 func (s *ArrayScanner) Next() bool {
-	if s.done {
+	i, ok := s.next(']')
+	if !ok {
 		return false
 	}
 	b := s.b
-	i := SkipSpace(b, s.i)
-	if i >= len(b) {
-		return s.fail(i)
-	}
-	switch {
-	case b[i] == ']' && s.n == 0:
-		return s.finish(i + 1)
-	case s.n == 0:
-	case b[i] == ']':
-		return s.finish(i + 1)
-	case b[i] == ',':
-		i = SkipSpace(b, i+1)
-	default:
-		return s.fail(i)
-	}
 	end, err := value(b, i, MaxDepth-1) // the array itself is one level
 	if err != nil {
 		return s.fail(end)
@@ -169,19 +141,6 @@ func (s *ArrayScanner) Next() bool {
 	s.i = end
 	s.n++
 	return true
-}
-
-func (s *ArrayScanner) fail(i int) bool {
-	s.done, s.err, s.i = true, ErrSyntax, i
-	return false
-}
-
-func (s *ArrayScanner) finish(i int) bool {
-	s.done, s.i = true, i
-	if SkipSpace(s.b, i) != len(s.b) {
-		s.err = ErrSyntax
-	}
-	return false
 }
 
 // Value returns the raw bytes of the current element (valid after Next

@@ -209,7 +209,7 @@ func value(b []byte, i, maxDepth int) (end int, err error) {
 			}
 			if c == '{' {
 				stack[depth>>6] |= 1 << (depth & 63)
-				if i, err = memberKey(b, i); err != nil {
+				if i, _, _, err = memberKey(b, i); err != nil {
 					return i, err
 				}
 			} else {
@@ -251,7 +251,7 @@ func value(b []byte, i, maxDepth int) (end int, err error) {
 			if b[i] == ',' {
 				i++
 				if isObj {
-					if i, err = memberKey(b, SkipSpace(b, i)); err != nil {
+					if i, _, _, err = memberKey(b, SkipSpace(b, i)); err != nil {
 						return i, err
 					}
 				}
@@ -267,17 +267,19 @@ func value(b []byte, i, maxDepth int) (end int, err error) {
 	}
 }
 
-// memberKey validates `"key" :` at b[i] and returns the index after the colon.
-func memberKey(b []byte, i int) (int, error) {
-	i, _, err := String(b, i)
+// memberKey validates `"key" :` at b[i] and returns the index after the
+// colon, the index just past the key's closing quote, and whether the key
+// contains escapes (see String). On an error, next is where it was met.
+func memberKey(b []byte, i int) (next, keyEnd int, escaped bool, err error) {
+	keyEnd, escaped, err = String(b, i)
 	if err != nil {
-		return i, err
+		return keyEnd, keyEnd, escaped, err
 	}
-	i = SkipSpace(b, i)
+	i = SkipSpace(b, keyEnd)
 	if i >= len(b) || b[i] != ':' {
-		return i, ErrSyntax
+		return i, keyEnd, escaped, ErrSyntax
 	}
-	return i + 1, nil
+	return i + 1, keyEnd, escaped, nil
 }
 
 // Member is one object member as raw bytes of the scanned document.
@@ -301,11 +303,7 @@ type Member struct {
 // When Next returns false with Err() == nil, the whole document was a valid
 // object followed only by whitespace.
 type ObjectScanner struct {
-	b      []byte
-	i      int
-	n      int
-	done   bool
-	err    error
+	container
 	m      Member
 	mStart int
 }
@@ -314,52 +312,23 @@ type ObjectScanner struct {
 // trailing whitespace allowed). It returns ErrSyntax when doc does not start
 // with '{' after whitespace.
 func (s *ObjectScanner) Reset(doc []byte) error {
-	*s = ObjectScanner{b: doc}
-	i := SkipSpace(doc, 0)
-	if i >= len(doc) || doc[i] != '{' {
-		s.done, s.err = true, ErrSyntax
-		return s.err
-	}
-	s.i = i + 1
-	return nil
+	*s = ObjectScanner{}
+	return s.reset(doc, '{')
 }
 
 // Next advances to the next member. It returns false at the end of the object
 // or on a syntax error (see Err).
 func (s *ObjectScanner) Next() bool {
-	if s.done {
+	keyStart, ok := s.next('}')
+	if !ok {
 		return false
 	}
 	b := s.b
-	i := SkipSpace(b, s.i)
-	if i >= len(b) {
-		return s.fail(i)
-	}
-	if s.n == 0 {
-		if b[i] == '}' {
-			return s.finish(i + 1)
-		}
-	} else {
-		switch b[i] {
-		case '}':
-			return s.finish(i + 1)
-		case ',':
-			i = SkipSpace(b, i+1)
-		default:
-			return s.fail(i)
-		}
-	}
-	keyStart := i
-	end, escaped, err := String(b, i)
+	next, keyEnd, escaped, err := memberKey(b, keyStart)
 	if err != nil {
-		return s.fail(end)
+		return s.fail(next)
 	}
-	keyEnd := end
-	i = SkipSpace(b, end)
-	if i >= len(b) || b[i] != ':' {
-		return s.fail(i)
-	}
-	vStart := SkipSpace(b, i+1)
+	vStart := SkipSpace(b, next)
 	vEnd, err := value(b, vStart, MaxDepth-1) // the object itself is one level
 	if err != nil {
 		return s.fail(vEnd)
@@ -369,19 +338,6 @@ func (s *ObjectScanner) Next() bool {
 	s.i = vEnd
 	s.n++
 	return true
-}
-
-func (s *ObjectScanner) fail(i int) bool {
-	s.done, s.err, s.i = true, ErrSyntax, i
-	return false
-}
-
-func (s *ObjectScanner) finish(i int) bool {
-	s.done, s.i = true, i
-	if SkipSpace(s.b, i) != len(s.b) {
-		s.err = ErrSyntax
-	}
-	return false
 }
 
 // Member returns the current member (valid after Next returned true). Its slices
@@ -394,6 +350,71 @@ func (s *ObjectScanner) Span() (start, end int) { return s.mStart, s.i }
 
 // Err returns ErrSyntax once the scan met invalid JSON, else nil.
 func (s *ObjectScanner) Err() error { return s.err }
+
+// container is the state ArrayScanner and ObjectScanner share: the document,
+// the index just past what was read, the number of elements read, and how
+// the scan ended.
+type container struct {
+	b    []byte
+	i    int
+	n    int
+	done bool
+	err  error
+}
+
+// reset starts scanning doc, which must hold one container that opens with
+// opener after whitespace, else the scan ends with ErrSyntax.
+func (s *container) reset(doc []byte, opener byte) error {
+	*s = container{b: doc}
+	i := SkipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != opener {
+		s.done, s.err = true, ErrSyntax
+		return s.err
+	}
+	s.i = i + 1
+	return nil
+}
+
+// next reads up to the next element: the separating comma after the first
+// one, and whitespace. It returns the index of the element's first byte and
+// true, or false when the container ended with closer (see finish) or the
+// document is invalid (see fail). The caller reads the element and sets s.i
+// past it.
+func (s *container) next(closer byte) (int, bool) {
+	if s.done {
+		return s.i, false
+	}
+	b := s.b
+	i := SkipSpace(b, s.i)
+	switch {
+	case i >= len(b):
+		return i, s.fail(i)
+	case b[i] == closer:
+		return i, s.finish(i + 1)
+	case s.n == 0:
+	case b[i] == ',':
+		i = SkipSpace(b, i+1)
+	default:
+		return i, s.fail(i)
+	}
+	return i, true
+}
+
+// fail ends the scan with ErrSyntax met at i; it returns false for Next.
+func (s *container) fail(i int) bool {
+	s.done, s.err, s.i = true, ErrSyntax, i
+	return false
+}
+
+// finish ends the scan after the closer at i-1: only whitespace may follow.
+// It returns false for Next.
+func (s *container) finish(i int) bool {
+	s.done, s.i = true, i
+	if SkipSpace(s.b, i) != len(s.b) {
+		s.err = ErrSyntax
+	}
+	return false
+}
 
 // Members returns the members of the object in doc, in document order,
 // validating the whole document. It allocates the slice; it is meant for

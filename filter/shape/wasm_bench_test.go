@@ -2,10 +2,6 @@ package shape_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -14,6 +10,7 @@ import (
 	"ai-proxy/filter/config"
 	"ai-proxy/filter/shape"
 	"ai-proxy/filter/shape/shapetest"
+	"ai-proxy/internal/testutil"
 )
 
 var sizes = []struct {
@@ -49,13 +46,7 @@ func BenchmarkShapeNative(b *testing.B) {
 // and run by wazero, without any proxy-wasm plumbing around it.
 func BenchmarkShapeInWasm(b *testing.B) {
 	ctx := context.Background()
-	wasmPath := filepath.Join(b.TempDir(), "wasmbench.wasm")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", wasmPath, "./testdata/wasmbench")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	code, err := os.ReadFile(wasmPath)
+	code, err := testutil.BuildWasmBytes("./testdata/wasmbench")
 	if err != nil {
 		b.Fatal(err)
 	}

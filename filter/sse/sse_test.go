@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"ai-proxy/internal/testutil"
 )
 
 // ev is an Event with its Data copied, for comparisons.
@@ -34,15 +36,6 @@ func feed(maxSize int, chunks [][]byte) outcome {
 	return out
 }
 
-// byteChunks cuts in into one-byte chunks.
-func byteChunks(in []byte) [][]byte {
-	chunks := make([][]byte, len(in))
-	for i := range in {
-		chunks[i] = in[i : i+1]
-	}
-	return chunks
-}
-
 // randomChunks cuts in at random points, empty chunks included.
 func randomChunks(rng *rand.Rand, in []byte) [][]byte {
 	var chunks [][]byte
@@ -64,7 +57,7 @@ func checkSplits(t *testing.T, maxSize int, in []byte, want outcome) {
 	if got := feed(maxSize, [][]byte{in}); !reflect.DeepEqual(got, want) {
 		t.Fatalf("whole:\n got %+v\nwant %+v", got, want)
 	}
-	if got := feed(maxSize, byteChunks(in)); !reflect.DeepEqual(got, want) {
+	if got := feed(maxSize, testutil.ByteChunks(in)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("byte by byte:\n got %+v\nwant %+v", got, want)
 	}
 	rng := rand.New(rand.NewSource(1))
@@ -325,7 +318,7 @@ func FuzzFeed(f *testing.F) {
 		if ref := reference(in, limit); !reflect.DeepEqual(whole, ref) {
 			t.Fatalf("Feed(%q) max %d:\n got %+v\n reference %+v", in, limit, whole, ref)
 		}
-		if got := feed(limit, byteChunks(in)); !reflect.DeepEqual(got, whole) {
+		if got := feed(limit, testutil.ByteChunks(in)); !reflect.DeepEqual(got, whole) {
 			t.Fatalf("byte by byte %q:\n got %+v\nwant %+v", in, got, whole)
 		}
 		chunks := randomChunks(rand.New(rand.NewSource(seed)), in)

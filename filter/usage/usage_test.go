@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"ai-proxy/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current results")
@@ -72,14 +74,6 @@ func runStream(chunks [][]byte) (golden, firing) {
 	}
 	res.Done, res.Events, res.Pending = s.Done(), s.Events(), s.Pending()
 	return golden{OK: s.chunks > 0, Model: s.Model(), Usage: toGolden(s.Usage()), Stream: &res}, fire
-}
-
-func byteChunks(in []byte) [][]byte {
-	chunks := make([][]byte, len(in))
-	for i := range in {
-		chunks[i] = in[i : i+1]
-	}
-	return chunks
 }
 
 func randomChunks(rng *rand.Rand, in []byte) [][]byte {
@@ -157,7 +151,7 @@ func TestGolden(t *testing.T) {
 // byte-at-a-time result, where one Feed completes at most one event.
 func checkStream(t *testing.T, body []byte) golden {
 	t.Helper()
-	ref, fire := runStream(byteChunks(body))
+	ref, fire := runStream(testutil.ByteChunks(body))
 	if fire.count > 1 {
 		t.Fatalf("first content reported %d times", fire.count)
 	}
@@ -298,7 +292,7 @@ func TestStreamFirstContent(t *testing.T) {
 		{"reported once", events(`{"choices":[{"delta":{"content":"a"}}]}`, `{"choices":[{"delta":{"content":"b"}}]}`), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, chunks := range [][][]byte{{[]byte(tc.body)}, byteChunks([]byte(tc.body))} {
+			for _, chunks := range [][][]byte{{[]byte(tc.body)}, testutil.ByteChunks([]byte(tc.body))} {
 				_, f := runStream(chunks)
 				if tc.want == 0 && f.count != 0 || tc.want > 0 && (f.count != 1 || !f.holds(tc.want)) {
 					t.Errorf("in %d chunks: first content reported %+v, want by the Feed completing event %d", len(chunks), f, tc.want)
@@ -319,7 +313,7 @@ func TestStreamUsageAndModel(t *testing.T) {
 		`[DONE]`,
 	)
 	var s Stream
-	for _, c := range byteChunks([]byte(body)) {
+	for _, c := range testutil.ByteChunks([]byte(body)) {
 		s.Feed(c)
 	}
 	want := Usage{PromptTokens: 5, CompletionTokens: 2, TotalTokens: 7, CachedTokens: 3, Known: true}

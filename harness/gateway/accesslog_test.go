@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ai-proxy/internal/testutil"
 )
 
 // syncBuffer is an io.Writer safe for concurrent use.
@@ -114,7 +116,7 @@ func waitLines(t *testing.T, log *syncBuffer, n int) []map[string]any {
 
 func TestAccessLog(t *testing.T) {
 	upstream, _ := echoServer(t, "up")
-	dead := closedAddr(t)
+	dead := testutil.FreeAddr(t)
 	var log syncBuffer
 	g := start(t, setup{
 		Filters: []filterSpec{{Tag: "A"}},

@@ -324,6 +324,20 @@ func (x *exchange) wait(i int, t abi.StreamType) (*localReply, error) {
 	}
 }
 
+// awaitResponse waits until filter i resumes the response (see wait). It
+// reports done when the exchange is over instead: a filter's local reply was
+// answered, or the stream was reset (err).
+func (x *exchange) awaitResponse(i int) (done bool, err error) {
+	rep, err := x.wait(i, abi.StreamHTTPResponse)
+	if err != nil {
+		return true, err
+	}
+	if rep != nil {
+		return true, x.answer(rep)
+	}
+	return false, nil
+}
+
 // decode runs the request headers and body through the filters to the
 // router. It returns a local reply when a filter (or the router) answers.
 //
@@ -681,12 +695,8 @@ func (x *exchange) responseHeaders(from int, hs []abi.Header, eos bool) error {
 				x.respHold = i
 				return nil
 			}
-			rep, err := x.wait(i, abi.StreamHTTPResponse)
-			if err != nil {
+			if done, err := x.awaitResponse(i); done {
 				return err
-			}
-			if rep != nil {
-				return x.answer(rep)
 			}
 		}
 		hs = s.ResponseHeaders()
@@ -719,12 +729,8 @@ func (x *exchange) responseData(from int, chunk []byte, eos bool) error {
 			if !eos {
 				return nil
 			}
-			rep, err := x.wait(i, abi.StreamHTTPResponse)
-			if err != nil {
+			if done, err := x.awaitResponse(i); done {
 				return err
-			}
-			if rep != nil {
-				return x.answer(rep)
 			}
 		}
 		chunk = s.TakeResponseBody()

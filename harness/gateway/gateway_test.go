@@ -26,6 +26,7 @@ import (
 
 	"ai-proxy/harness"
 	"ai-proxy/harness/bootstrap"
+	"ai-proxy/internal/testutil"
 )
 
 // errorBody is the OpenAI-style error the gateway answers with.
@@ -262,7 +263,7 @@ func TestUpstreamErrors(t *testing.T) {
 		}}},
 		Clusters: []clusterSpec{
 			{Name: "slow", Addrs: []string{slow}},
-			{Name: "down", Addrs: []string{closedAddr(t)}, Connect: "1s"},
+			{Name: "down", Addrs: []string{testutil.FreeAddr(t)}, Connect: "1s"},
 			{Name: "empty"},
 		},
 	})
@@ -369,7 +370,7 @@ func TestHTTPCall(t *testing.T) {
 			{Name: "tls-unverified", Addrs: []string{callee}, TLS: true},
 			{Name: "tls-wrong-ca", Addrs: []string{callee}, TLS: true, CAFile: otherCA},
 			{Name: "tls-slow", Addrs: []string{slowCallee}, TLS: true},
-			{Name: "plain-down", Addrs: []string{closedAddr(t)}},
+			{Name: "plain-down", Addrs: []string{testutil.FreeAddr(t)}},
 		},
 	})
 	cases := []struct {

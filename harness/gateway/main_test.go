@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +20,7 @@ import (
 
 	"ai-proxy/harness"
 	"ai-proxy/harness/bootstrap"
+	"ai-proxy/internal/testutil"
 )
 
 // filterWasm is testdata/filter built once for the package.
@@ -39,20 +38,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	filterWasm = filepath.Join(dir, "filter.wasm")
-	cmd := exec.Command(goTool(), "build", "-buildmode=c-shared", "-o", filterWasm, "./testdata/filter")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build test filter: %v\n%s", err, b)
+	if err := testutil.BuildWasm("./testdata/filter", filterWasm); err != nil {
+		fmt.Fprintln(os.Stderr, "build test filter:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // --- bootstrap generation ----------------------------------------------------
@@ -226,7 +216,7 @@ type testGateway struct {
 	*Gateway
 	URL   string // http://127.0.0.1:port of listener "main"
 	Admin string // admin base URL, "" without admin
-	logs  *logBuffer
+	logs  *syncBuffer
 }
 
 // start builds, starts and (at cleanup) shuts down the gateway of s.
@@ -236,7 +226,7 @@ func start(t testing.TB, s setup) *testGateway {
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	logs := &logBuffer{}
+	logs := &syncBuffer{}
 	opts := s.Options
 	if opts.Workers == 0 {
 		opts.Workers = 2
@@ -261,23 +251,6 @@ func start(t testing.TB, s setup) *testGateway {
 		tg.Admin = "http://" + a.String()
 	}
 	return tg
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // client is a plain HTTP client: no compression, no redirects, no pooling
@@ -383,18 +356,6 @@ func decodeEcho(t testing.TB, body string) echo {
 		t.Fatalf("upstream echo %q: %v", body, err)
 	}
 	return e
-}
-
-// closedAddr is a 127.0.0.1 address nobody listens on.
-func closedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // metric returns a filter metric's value.

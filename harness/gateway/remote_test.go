@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ai-proxy/harness/bootstrap"
+	"ai-proxy/internal/testutil"
 )
 
 // moduleServer serves the test filter at /modules/filter.wasm; the first
@@ -133,7 +134,7 @@ func TestRemoteCodeErrors(t *testing.T) {
 			requests: 1,
 		},
 		{
-			name: "unreachable", code: remoteCode("/modules/filter.wasm", sum, noRetry), modules: closedAddr(t),
+			name: "unreachable", code: remoteCode("/modules/filter.wasm", sum, noRetry), modules: testutil.FreeAddr(t),
 			is:   ErrRemoteFetch,
 			want: "listener main: filter test-A: wasm module http://modules.example.com/modules/filter.wasm: remote code fetch failed: ",
 		},

@@ -10,8 +10,6 @@ import (
 	"log"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,6 +24,7 @@ import (
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
 	"ai-proxy/harness/oci"
+	"ai-proxy/internal/testutil"
 )
 
 // seedConf is the first configuration of the seed documentation.
@@ -41,23 +40,9 @@ const chatBody = `{"messages":[{"role":"system","content":"You are a mathematici
 // build has not run.
 func readWasm(t *testing.T) []byte {
 	t.Helper()
-	dir, err := os.Getwd()
+	b, err := testutil.ReadArtifact(testutil.WasmFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "build", "ai-proxy.wasm"))
-	if err != nil || len(b) == 0 {
-		t.Fatalf("build/ai-proxy.wasm is missing: run make build first (%v)", err)
 	}
 	return b
 }

@@ -9,24 +9,11 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"log"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"ai-proxy/e2e/echo"
 	"ai-proxy/e2e/serve"
 )
 
 func main() {
-	addr := flag.String("addr", ":8080", "listen address")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	m := echo.New()
-	if err := serve.Run(ctx, "echo", *addr, m.Handler(), m.Reset); err != nil {
-		log.Fatalf("echo: %v", err)
-	}
+	serve.Main("echo", m.Handler(), m.Reset)
 }

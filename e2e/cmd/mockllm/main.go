@@ -9,24 +9,11 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"log"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"ai-proxy/e2e/mockllm"
 	"ai-proxy/e2e/serve"
 )
 
 func main() {
-	addr := flag.String("addr", ":8080", "listen address")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	m := mockllm.New()
-	if err := serve.Run(ctx, "mockllm", *addr, m.Handler(), m.Reset); err != nil {
-		log.Fatalf("mockllm: %v", err)
-	}
+	serve.Main("mockllm", m.Handler(), m.Reset)
 }

@@ -10,12 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"ai-proxy/internal/testutil"
 )
 
 // Built once in TestMain: the command and the gateway tests' wasm filter.
@@ -37,29 +36,15 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "gateway")
 	filter = filepath.Join(dir, "filter.wasm")
-	builds := []struct {
-		env  []string
-		args []string
-	}{
-		{nil, []string{"build", "-o", binary, "."}},
-		{[]string{"GOOS=wasip1", "GOARCH=wasm"}, []string{"build", "-buildmode=c-shared", "-o", filter, "../../gateway/testdata/filter"}},
+	if err := testutil.Build(".", binary); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	for _, b := range builds {
-		cmd := exec.Command(goTool(), b.args...)
-		cmd.Env = append(append(os.Environ(), "GOFLAGS="), b.env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go %v: %v\n%s", b.args, err, out)
-			return 1
-		}
+	if err := testutil.BuildWasm("../../gateway/testdata/filter", filter); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return m.Run()
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // bootstrapYAML is a bootstrap with one listener "main" on a free port whose
@@ -176,66 +161,29 @@ func TestExitReasons(t *testing.T) {
 	}
 }
 
-// lineWatcher collects a process's stderr (it is the process's Stderr, so
-// Wait returns only after everything was written) and reports whole lines
-// as they come.
-type lineWatcher struct {
-	mu      sync.Mutex
-	all     strings.Builder
-	partial string
-	lines   chan string
-}
-
-func newWatcher() *lineWatcher { return &lineWatcher{lines: make(chan string, 1000)} }
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.all.Write(p)
-	w.partial += string(p)
-	for {
-		line, rest, ok := strings.Cut(w.partial, "\n")
-		if !ok {
-			break
-		}
-		w.partial = rest
-		select {
-		case w.lines <- line:
-		default:
-		}
-	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.all.String()
-}
-
-// waitReady returns the "gateway: ..." lines up to and including "gateway: ready".
-func (w *lineWatcher) waitReady(t *testing.T) map[string]string {
+// startReady starts cmd and waits until it is ready. It is killed at the
+// end of the test if it still runs.
+func startReady(t *testing.T, cmd *exec.Cmd) *testutil.Proc {
 	t.Helper()
-	addrs := map[string]string{}
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-w.lines:
-			if !ok {
-				t.Fatalf("exited before ready:\n%s", w.String())
-			}
-			if line == "gateway: ready" {
-				return addrs
-			}
-			if rest, ok := strings.CutPrefix(line, "gateway: "); ok {
-				if name, addr, ok := strings.Cut(rest, " on "); ok {
-					addrs[name] = addr
-				}
-			}
-		case <-timeout:
-			t.Fatalf("not ready; stderr:\n%s", w.String())
-		}
+	p, err := testutil.StartProc(cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(p.Kill)
+	if err := p.WaitReady(30 * time.Second); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.Output())
+	}
+	return p
+}
+
+// addr is the address of p's line "gateway: NAME on ADDR".
+func addr(t *testing.T, p *testutil.Proc, name string) string {
+	t.Helper()
+	a, ok := p.Addr(name)
+	if !ok {
+		t.Fatalf("no %q address line; stderr:\n%s", name, p.Output())
+	}
+	return a
 }
 
 func TestServeAndStop(t *testing.T) {
@@ -245,17 +193,10 @@ func TestServeAndStop(t *testing.T) {
 	defer up.Close()
 	cfg := writeFile(t, "ok.yaml", bootstrapYAML("A", strings.TrimPrefix(up.URL, "http://")))
 	cmd := exec.Command(binary, "-config", cfg, "-workers", "2", "-mock-llm", "127.0.0.1:0")
-	w := newWatcher()
-	cmd.Stderr = w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	addrs := w.waitReady(t)
+	p := startReady(t, cmd)
+	addrs := map[string]string{}
 	for _, k := range []string{"listener main", "admin", "mock LLM"} {
-		if addrs[k] == "" {
-			t.Fatalf("no %q address line; stderr:\n%s", k, w.String())
-		}
+		addrs[k] = addr(t, p, k)
 	}
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
@@ -283,21 +224,14 @@ func TestServeAndStop(t *testing.T) {
 		t.Errorf("mock LLM: %d %s", resp.StatusCode, b)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := p.Stop(15 * time.Second); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.Output())
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v; stderr:\n%s", err, w.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("still running 15s after SIGTERM; stderr:\n%s", w.String())
+	if code := p.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, p.Output())
 	}
-	if !strings.Contains(w.String(), "gateway: stopped\n") {
-		t.Errorf("no stop line; stderr:\n%s", w.String())
+	if !strings.Contains(p.Output(), "gateway: stopped\n") {
+		t.Errorf("no stop line; stderr:\n%s", p.Output())
 	}
 }
 
@@ -328,15 +262,10 @@ func TestAccessLogFlag(t *testing.T) {
 				args = append(args, a)
 			}
 			cmd := exec.Command(binary, args...)
-			w := newWatcher()
 			var stdout strings.Builder
-			cmd.Stderr, cmd.Stdout = w, &stdout
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
-			addrs := w.waitReady(t)
-			req, _ := http.NewRequest("GET", "http://"+addrs["listener main"]+"/logged?q=1", nil)
+			cmd.Stdout = &stdout
+			p := startReady(t, cmd)
+			req, _ := http.NewRequest("GET", "http://"+addr(t, p, "listener main")+"/logged?q=1", nil)
 			req.Header.Set("X-Request-Id", "cli-"+tc.name)
 			req.Header.Set("X-Test-Prop", "llm_prompt_tokens=3;llm_model=m")
 			resp, err := http.DefaultClient.Do(req)
@@ -345,12 +274,11 @@ func TestAccessLogFlag(t *testing.T) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			cmd.Process.Signal(syscall.SIGTERM)
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("exit: %v; stderr:\n%s", err, w.String())
+			if err := p.Stop(30 * time.Second); err != nil || p.ExitCode() != 0 {
+				t.Fatalf("exit code %d (%v); stderr:\n%s", p.ExitCode(), err, p.Output())
 			}
 			b, _ := os.ReadFile(file)
-			outputs := map[string]string{"stderr": w.String(), "stdout": stdout.String(), "file": string(b)}
+			outputs := map[string]string{"stderr": p.Output(), "stdout": stdout.String(), "file": string(b)}
 			want := `"path":"/logged?q=1"`
 			for where, out := range outputs {
 				n := strings.Count(out, want)
