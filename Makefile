@@ -56,14 +56,14 @@ push:
 	@$(MAKE) --no-print-directory oci
 	$(GO) run ./harness/cmd/ocitool push -layout $(OCI) $(IMAGE)
 
-## bench: the benchmark suite (bench/cmd/aibench): the gateway with and without
+## bench: the benchmark suite (harness/cmd/aibench): the gateway with and without
 ## the filter side by side, the filter's cost in the harness, memory, start-up;
 ## writes build/bench.json and prints the table. BENCH_FLAGS adds flags, e.g.
 ## BENCH_FLAGS='-inprocess -cpuprofile build/bench.pprof' or '-quick'.
 BENCH_FLAGS ?=
 bench: build
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $(BUILD)/wasmbench.wasm ./filter/shape/testdata/wasmbench
-	$(GO) build -o $(BUILD)/aibench ./bench/cmd/aibench
+	$(GO) build -o $(BUILD)/aibench ./harness/cmd/aibench
 	./$(BUILD)/aibench -gateway $(GATEWAY) -wasm $(WASM) -shape-wasm $(BUILD)/wasmbench.wasm -out $(BUILD)/bench.json $(BENCH_FLAGS)
 
 ## lint: go vet (native and wasip1) and gofmt

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ai-proxy/harness/bootstrap"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // composeFile is the part of the Compose specification e2e/docker-compose.yaml

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // checkout is the repository and the artifacts of make build; the tests

@@ -14,7 +14,7 @@ import (
 
 	"ai-proxy/e2e/echo"
 	"ai-proxy/e2e/mockllm"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // TestPluginConfigRejected: a plugin configuration the filter refuses stops

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ai-proxy/harness/bootstrap"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // Timeouts of the gateway process.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // proxyWasmHostFunctions are the functions the host exposes in module "env"

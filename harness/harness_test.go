@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"ai-proxy/filter/proxywasm/abi"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // testModule is testdata/guest compiled once for the whole package.

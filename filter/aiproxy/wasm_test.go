@@ -14,7 +14,7 @@ import (
 
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 var (

@@ -7,7 +7,7 @@ import (
 
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // buildPanicker compiles testdata/panicker with the binding under test.

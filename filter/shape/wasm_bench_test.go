@@ -10,7 +10,7 @@ import (
 	"ai-proxy/filter/config"
 	"ai-proxy/filter/shape"
 	"ai-proxy/filter/shape/shapetest"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 var sizes = []struct {

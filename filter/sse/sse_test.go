@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // ev is an Event with its Data copied, for comparisons.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current results")

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // syncBuffer is an io.Writer safe for concurrent use.

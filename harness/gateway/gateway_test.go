@@ -26,7 +26,7 @@ import (
 
 	"ai-proxy/harness"
 	"ai-proxy/harness/bootstrap"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // errorBody is the OpenAI-style error the gateway answers with.

@@ -20,7 +20,7 @@ import (
 
 	"ai-proxy/harness"
 	"ai-proxy/harness/bootstrap"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // filterWasm is testdata/filter built once for the package.

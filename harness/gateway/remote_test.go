@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"ai-proxy/harness/bootstrap"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // moduleServer serves the test filter at /modules/filter.wasm; the first

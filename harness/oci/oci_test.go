@@ -24,7 +24,7 @@ import (
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
 	"ai-proxy/harness/oci"
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // seedConf is the first configuration of the seed documentation.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"ai-proxy/internal/testutil"
+	"ai-proxy/harness/testutil"
 )
 
 // Built once in TestMain: the command and the gateway tests' wasm filter.

@@ -11,7 +11,7 @@
 //
 // The gateway figures come from the build/gateway process (its own cores,
 // its own GC, its RSS read from /proc) driven over loopback by a closed-loop
-// load generator (ai-proxy/bench/loadgen) against mock LLMs
+// load generator (ai-proxy/harness/bench/loadgen) against mock LLMs
 // (ai-proxy/e2e/mockllm) served by this process. The configurations compared
 // are listeners of one gateway process, run in interleaved rounds (A, B, C,
 // then B, C, A, ...) after a warm-up, so that drift hits them alike.
@@ -51,7 +51,7 @@ import (
 	"syscall"
 	"time"
 
-	"ai-proxy/bench/report"
+	"ai-proxy/harness/bench/report"
 )
 
 // options are the command-line settings.

@@ -10,8 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"ai-proxy/bench/loadgen"
 	"ai-proxy/e2e/mockllm"
+	"ai-proxy/harness/bench/loadgen"
 )
 
 // The plugin configurations under test (flat form): the model and two
