@@ -11,6 +11,8 @@
 package usage
 
 import (
+	"bytes"
+
 	"ai-proxy/filter/rawjson"
 	"ai-proxy/filter/sse"
 )
@@ -158,6 +160,12 @@ func (s *Stream) Feed(chunk []byte) (firstContent bool) {
 // chunk reads one chat.completion.chunk and reports whether it carries
 // content.
 func (s *Stream) chunk(data []byte) (content bool) {
+	if s.model != "" && s.firstSeen && !mayCarryUsage(data) {
+		// Nothing left to learn from a chunk without a usage object: skip
+		// the parse (most chunks of a long answer).
+		s.chunks++
+		return false
+	}
 	var sc rawjson.ObjectScanner
 	if sc.Reset(data) != nil {
 		return false
@@ -185,6 +193,29 @@ func (s *Stream) chunk(data []byte) (content bool) {
 		s.usage = u
 	}
 	return !s.firstSeen && hasContent(rawChoices)
+}
+
+// usageKey is how a usage member starts in raw JSON. Inside a JSON string a
+// quote is escaped, so these bytes occur only as a key.
+var usageKey = []byte(`"usage"`)
+
+// mayCarryUsage reports whether data has a "usage" member whose value is not
+// null (OpenAI sends "usage":null in every chunk before the last one).
+func mayCarryUsage(data []byte) bool {
+	for {
+		i := bytes.Index(data, usageKey)
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(usageKey):]
+		j := rawjson.SkipSpace(data, 0)
+		if j < len(data) && data[j] == ':' {
+			j = rawjson.SkipSpace(data, j+1)
+			if !bytes.HasPrefix(data[j:], []byte("null")) {
+				return true
+			}
+		}
+	}
 }
 
 // hasContent reports whether some element of the raw choices array has a

@@ -464,3 +464,38 @@ func BenchmarkFromResponse(b *testing.B) {
 		}
 	}
 }
+
+func TestMayCarryUsage(t *testing.T) {
+	cases := []struct {
+		data string
+		want bool
+	}{
+		{`{"choices":[{"delta":{"content":"x"}}]}`, false},
+		{`{"choices":[],"usage":null}`, false},
+		{`{"choices":[],"usage" : null}`, false},
+		{`{"usage":null,"x":{"usage":{"prompt_tokens":1}}}`, true},
+		{`{"choices":[],"usage":{"prompt_tokens":1}}`, true},
+		{`{"choices":[{"delta":{"content":"the \"usage\": word"}}]}`, false},
+	}
+	for _, c := range cases {
+		if got := mayCarryUsage([]byte(c.data)); got != c.want {
+			t.Errorf("mayCarryUsage(%s) = %v, want %v", c.data, got, c.want)
+		}
+	}
+}
+
+// A stream whose chunks all carry "usage":null before the final one keeps
+// the final usage, also when the skip path is taken.
+func TestStreamUsageAfterNullUsageChunks(t *testing.T) {
+	var s Stream
+	feed := "data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n"
+	for i := 0; i < 5; i++ {
+		feed += "data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"b\"}}],\"usage\":null}\n\n"
+	}
+	feed += "data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6,\"total_tokens\":10}}\n\ndata: [DONE]\n\n"
+	s.Feed([]byte(feed))
+	u := s.Usage()
+	if !u.Known || u.PromptTokens != 4 || u.CompletionTokens != 6 || u.TotalTokens != 10 || s.Model() != "m" || !s.Done() {
+		t.Fatalf("usage %+v model %q done %v", u, s.Model(), s.Done())
+	}
+}

@@ -61,19 +61,22 @@ func DecodeHeaders(b []byte) ([]Header, error) {
 		return nil, ErrBadHeaderMap
 	}
 	sizes := b[4 : 4+8*n]
-	data := b[4+8*n:]
+	// One string holds every key and value; the headers are substrings of
+	// it, so decoding allocates twice whatever the number of headers.
+	data := string(b[4+8*n:])
 	hs := make([]Header, n)
+	off := 0
 	for i := 0; i < n; i++ {
 		kl := int(binary.LittleEndian.Uint32(sizes[8*i:]))
 		vl := int(binary.LittleEndian.Uint32(sizes[8*i+4:]))
-		if kl < 0 || vl < 0 || kl+vl+2 > len(data) {
+		if kl < 0 || vl < 0 || kl+vl+2 > len(data)-off {
 			return nil, ErrBadHeaderMap
 		}
-		if data[kl] != 0 || data[kl+1+vl] != 0 {
+		if data[off+kl] != 0 || data[off+kl+1+vl] != 0 {
 			return nil, ErrBadHeaderMap
 		}
-		hs[i] = Header{string(data[:kl]), string(data[kl+1 : kl+1+vl])}
-		data = data[kl+vl+2:]
+		hs[i] = Header{data[off : off+kl], data[off+kl+1 : off+kl+1+vl]}
+		off += kl + vl + 2
 	}
 	return hs, nil
 }
