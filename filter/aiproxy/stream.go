@@ -138,9 +138,9 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 		return s.failShape(err)
 	}
 	s.info = info
-	headers := make([]abi.Header, 0, len(p.callHeaders)+len(s.clientHeaders))
-	headers = append(headers, p.callHeaders...)
-	headers = append(headers, s.clientHeaders...)
+	// proxy_http_call encodes the headers before it returns: one slice per VM serves.
+	headers := append(append(callHeaderBuf[:0], p.callHeaders...), s.clientHeaders...)
+	callHeaderBuf = headers[:0]
 	s.callStart = time.Now()
 	if _, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, headers, out, p.cfg.TimeoutMS, s.onLLMResponse); err != nil {
 		proxywasm.LogError("ai-proxy: call to cluster " + p.cfg.Cluster + " not dispatched: " + err.Error())
@@ -243,6 +243,9 @@ func (s *Stream) fail(kind apierror.Kind, detail string) abi.Action {
 	}
 	return abi.ActionPause
 }
+
+// callHeaderBuf is the VM's reusable list of call-out headers.
+var callHeaderBuf []abi.Header
 
 // shapeBuf is the VM's reusable output buffer for shaped bodies (a VM runs
 // one callback at a time). Buffers above maxReusedBuffer are not kept, so a

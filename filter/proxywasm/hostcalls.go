@@ -191,9 +191,11 @@ func GetCallResponseHeaders() ([]abi.Header, error) {
 	return GetHeaders(abi.MapHTTPCallResponseHeaders)
 }
 
-// GetCallResponseBody returns the body of the call response being delivered.
+// GetCallResponseBody returns the body of the call response being delivered,
+// in scratch memory: valid until the next host call that returns data (see
+// GetBufferScratch). Copy it to keep it.
 func GetCallResponseBody(size int) ([]byte, error) {
-	return GetBuffer(abi.BufferHTTPCallResponseBody, 0, size)
+	return GetBufferScratch(abi.BufferHTTPCallResponseBody, 0, size)
 }
 
 // ---- properties
