@@ -32,30 +32,46 @@ type Usage struct {
 }
 
 // FromResponse reads a non-streamed chat.completion JSON body: its "usage"
-// object and its "model" string. ok is false when body is not a valid JSON
-// object; u.Known is false when it has no usage object (null or missing).
+// object and its "model" string. The body is not validated (it reaches the
+// client as the provider sent it): ok is false when it does not start like a
+// JSON object; a usage object that is not valid JSON is ignored; u.Known is
+// false when there is no usage object (null or missing).
 // When a key appears twice, the first member counts.
 func FromResponse(body []byte) (u Usage, model string, ok bool) {
-	var s rawjson.ObjectScanner
-	if s.Reset(body) != nil {
-		return Usage{}, "", false
-	}
+	// The answer is read, not validated: it goes to the client as it came,
+	// and only its top-level "model" and "usage" matter here. A fast skip
+	// over the other members (choices can be long) keeps this cheap in wasm.
 	var rawModel, rawUsage []byte
-	for s.Next() {
-		m := s.Member()
+	if !rawjson.EachTopMember(body, func(key, value []byte) bool {
 		switch {
-		case rawModel == nil && rawjson.EqualString(m.Key, m.KeyEscaped, "model"):
-			rawModel = m.Value
-		case rawUsage == nil && rawjson.EqualString(m.Key, m.KeyEscaped, "usage"):
-			rawUsage = m.Value
+		case rawModel == nil && keyIs(key, "model"):
+			rawModel = value
+		case rawUsage == nil && keyIs(key, "usage"):
+			rawUsage = value
 		}
-	}
-	if s.Err() != nil {
+		return true
+	}) {
 		return Usage{}, "", false
 	}
-	model, _ = rawjson.Unquote(rawModel)
-	u, _ = parse(rawUsage)
+	if len(rawModel) > 0 && rawModel[0] == '"' {
+		model, _ = rawjson.Unquote(rawModel)
+	}
+	if rawjson.Valid(rawUsage) {
+		u, _ = parse(rawUsage)
+	}
 	return u, model, true
+}
+
+// keyIs reports whether the raw key (quotes included) is name, escapes decoded.
+func keyIs(key []byte, name string) bool {
+	if len(key) < 2 {
+		return false
+	}
+	if bytes.IndexByte(key, '\\') < 0 {
+		return string(key[1:len(key)-1]) == name
+	}
+	k, ok := rawjson.Unquote(key)
+	return ok && k == name
 }
 
 // parse reads a raw usage object; ok is false (and u zero) when raw is not an

@@ -247,8 +247,12 @@ func TestFromResponse(t *testing.T) {
 		{name: "model not a string", body: `{"model":5}`, ok: true},
 		{name: "whitespace", body: " \n{ \"usage\" : { \"prompt_tokens\" : 1 , \"completion_tokens\" : 2 } }\n",
 			want: Usage{1, 2, 3, 0, 0, true}, ok: true},
-		{name: "invalid JSON", body: `{"usage":{"prompt_tokens":1}`},
-		{name: "trailing garbage", body: `{"usage":{"prompt_tokens":1}} x`},
+		// Answers are read, not validated: what can be read is read.
+		{name: "truncated object", body: `{"usage":{"prompt_tokens":1}`,
+			want: Usage{PromptTokens: 1, Known: true}, ok: true},
+		{name: "trailing garbage", body: `{"usage":{"prompt_tokens":1}} x`,
+			want: Usage{PromptTokens: 1, Known: true}, ok: true},
+		{name: "invalid usage object ignored", body: `{"usage":{"prompt_tokens":1,}}`, ok: true},
 		{name: "not an object", body: `[{"usage":{"prompt_tokens":1}}]`},
 		{name: "empty", body: ``},
 		{name: "sse body", body: "data: {\"usage\":{\"prompt_tokens\":1}}\n\n"},
@@ -412,8 +416,10 @@ func FuzzStream(f *testing.F) {
 		if toGolden(u) != whole.Usage || model != whole.Model || ok != whole.OK {
 			t.Fatalf("FromSSE = %+v %q %v, Stream = %+v", u, model, ok, whole)
 		}
-		if _, _, ok := FromResponse(body); ok && !json.Valid(body) {
-			t.Fatalf("FromResponse accepted invalid JSON %q", body)
+		// FromResponse reads without validating: it must not panic, and it
+		// must accept every valid JSON object.
+		if _, _, ok := FromResponse(body); !ok && json.Valid(body) && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+			t.Fatalf("FromResponse refused the JSON object %q", body)
 		}
 	})
 }
