@@ -112,9 +112,12 @@ func (s *Stream) begin(side abi.StreamType) bool {
 	return true
 }
 
-// idle is the Action of a Send* that did not call the guest.
+// idle is the Action of a Send* that did not call the guest: Pause while a
+// local response stands for the stream, except on a broken VM, where nothing
+// would ever resume it (the embedder still finds the trap's local response
+// with LocalResponse, and must not wait on this stream's filter).
 func (s *Stream) idle() abi.Action {
-	if s.local != nil {
+	if s.local != nil && !s.vm.broken {
 		return abi.ActionPause
 	}
 	return abi.ActionContinue
@@ -126,10 +129,13 @@ func (s *Stream) sendHeaders(side abi.StreamType, ph phase, dst *[]abi.Header, h
 	vm := s.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
+	// The headers are recorded even when the guest is not called, so an
+	// embedder passing them along (a local reply through a broken VM's
+	// stream) reads them back unchanged.
+	*dst = lowerHeaders((*dst)[:0], hs)
 	if !s.begin(side) {
 		return s.idle()
 	}
-	*dst = lowerHeaders((*dst)[:0], hs)
 	return vm.streamCall(s, ph, uint64(len(hs)), eos)
 }
 

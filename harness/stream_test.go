@@ -338,9 +338,10 @@ func TestTrapBreaksVM(t *testing.T) {
 	if !critical || !panicLine {
 		t.Fatalf("logs lack the trap (%v) or the guest's panic line (%v): %v", critical, panicLine, logged)
 	}
-	// A broken VM answers new streams with the trap response and never calls the guest.
+	// A broken VM answers new streams with the trap response and never calls
+	// the guest; the action is Continue, since nothing would resume a Pause.
 	late := p.NewStream()
-	if a := late.SendRequestHeaders(request("plain"), true); a != abi.ActionPause || late.LocalResponse() == nil {
+	if a := late.SendRequestHeaders(request("plain"), true); a != abi.ActionContinue || late.LocalResponse() == nil {
 		t.Fatalf("stream on a broken VM: action %v, local %+v", a, late.LocalResponse())
 	}
 	if _, err := vm.StartPlugin(PluginConfig{Configuration: []byte("{}")}); !errors.Is(err, ErrBroken) {

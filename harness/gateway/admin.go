@@ -121,6 +121,9 @@ func (g *Gateway) MemoryStats() MemoryStats {
 func (g *Gateway) WritePrometheus(w io.Writer) {
 	g.metrics.WritePrometheus(w)
 	g.stats.write(w)
+	io.WriteString(w, "# HELP gateway_vm_reloads_total VMs replaced by fresh ones after a trap.\n")
+	io.WriteString(w, "# TYPE gateway_vm_reloads_total counter\n")
+	fmt.Fprintf(w, "gateway_vm_reloads_total %d\n", g.vmReloads.Load())
 }
 
 // counters are the gateway's own request counters.
@@ -194,9 +197,11 @@ func slogLevel(l abi.LogLevel) slog.Level {
 func (g *Gateway) vms() []*harness.VM {
 	var out []*harness.VM
 	for _, wk := range g.workers {
+		wk.mu.Lock()
 		for _, vm := range wk.vms {
 			out = append(out, vm)
 		}
+		wk.mu.Unlock()
 	}
 	return out
 }

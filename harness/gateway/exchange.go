@@ -149,7 +149,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wk == nil {
 		wk = g.pickWorker()
 	}
-	plugins := wk.plugins[l.index]
+	plugins := g.pluginsFor(wk, l.index)
 	n := len(plugins)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

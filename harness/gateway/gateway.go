@@ -95,6 +95,7 @@ type Gateway struct {
 	upstreamRequests atomic.Int64 // router requests sent and whose response body is not closed yet
 	upstreamConns    atomic.Int64 // open TCP connections to clusters (in use or idle)
 	httpCalls        atomic.Int64 // proxy_http_calls in flight
+	vmReloads        atomic.Int64 // VMs replaced after a trap
 }
 
 // listener is one bootstrap listener at run time.
@@ -108,9 +109,69 @@ type listener struct {
 // worker holds one VM per distinct VM key and the plugins of every listener's
 // filters on them.
 type worker struct {
-	id      int
+	id int
+	// mu guards vms and plugins, which pluginsFor replaces when a VM broke.
+	mu      sync.Mutex
 	vms     map[string]*harness.VM
 	plugins [][]*harness.Plugin // [listener index][filter index]
+}
+
+// pluginsFor returns the worker's plugins of listener li. A VM that trapped
+// (a Go runtime fatal error in the module, an out-of-bounds access) answers
+// every stream with a 500 for good, so the worker's VMs are first replaced by
+// fresh ones with the same plugins, as Envoy's failure_policy FAIL_RELOAD
+// does. The old VMs serve their last streams and are closed when those end.
+func (g *Gateway) pluginsFor(wk *worker, li int) []*harness.Plugin {
+	wk.mu.Lock()
+	defer wk.mu.Unlock()
+	broken := false
+	for _, vm := range wk.vms {
+		if vm.Broken() {
+			broken = true
+			break
+		}
+	}
+	if broken {
+		fresh, err := g.newWorker(wk.id)
+		if err != nil {
+			g.log.Error("a VM trapped and could not be replaced", "worker", wk.id, "err", err)
+		} else {
+			old := wk.vms
+			wk.vms, wk.plugins = fresh.vms, fresh.plugins
+			g.vmReloads.Add(1)
+			g.log.Error("a VM trapped; replaced it with a fresh one", "worker", wk.id)
+			go g.closeWhenIdle(old)
+		}
+	}
+	return wk.plugins[li]
+}
+
+// closeWhenIdle closes replaced VMs once their last streams are done (or
+// the gateway stops).
+func (g *Gateway) closeWhenIdle(vms map[string]*harness.VM) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		idle := true
+		for _, vm := range vms {
+			if vm.LiveStreams() > 0 {
+				idle = false
+			}
+		}
+		if idle {
+			break
+		}
+		select {
+		case <-t.C:
+		case <-g.ctx.Done():
+		}
+		if g.ctx.Err() != nil {
+			break
+		}
+	}
+	for _, vm := range vms {
+		vm.Close(context.Background())
+	}
 }
 
 // New compiles every distinct wasm module once (a local file, or remote code
@@ -444,6 +505,7 @@ func (g *Gateway) close() {
 	g.cutNow()
 	g.cancel()
 	for _, wk := range g.workers {
+		wk.mu.Lock()
 		keys := make([]string, 0, len(wk.vms))
 		for k := range wk.vms {
 			keys = append(keys, k)
@@ -452,6 +514,7 @@ func (g *Gateway) close() {
 		for _, k := range keys {
 			wk.vms[k].Close(context.Background())
 		}
+		wk.mu.Unlock()
 	}
 	g.workers = nil
 	for _, m := range g.modules {

@@ -828,3 +828,37 @@ func TestRouteTimeoutSpansResponse(t *testing.T) {
 		t.Errorf("timeout 0s: %d %q", status, body)
 	}
 }
+
+// A VM that traps answers its stream with the filter_trap 500; the worker
+// then gets a fresh VM, so later requests are served again.
+func TestTrappedVMIsReplaced(t *testing.T) {
+	up, _ := echoServer(t, "up")
+	g := start(t, setup{
+		Filters:  []filterSpec{{Tag: "A"}},
+		Clusters: []clusterSpec{{Name: "upstream", Addrs: []string{up}}},
+		Admin:    true,
+		Options:  Options{Workers: 1},
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(g.logs.String())
+		}
+	})
+	status, _, body := do(t, "GET", g.URL+"/", "", map[string]string{"x-test-trap": "1"}, "")
+	if status != 500 || !strings.Contains(body, "filter_trap") {
+		t.Fatalf("trap: %d %q", status, body)
+	}
+	for i := 0; i < 3; i++ {
+		status, hdr, _ := do(t, "GET", g.URL+"/", "", nil, "")
+		if status != 200 || hdr.Get("X-Upstream") != "up" {
+			t.Fatalf("request %d after the trap: %d %v", i, status, hdr)
+		}
+	}
+	_, _, stats := do(t, "GET", g.Admin+"/stats/prometheus", "", nil, "")
+	if !strings.Contains(stats, "gateway_vm_reloads_total 1\n") {
+		t.Errorf("stats lack one VM reload:\n%s", stats)
+	}
+	if !strings.Contains(g.logs.String(), "replaced it with a fresh one") {
+		t.Errorf("no log line for the reload:\n%s", g.logs.String())
+	}
+}

@@ -221,6 +221,11 @@ func onRequestHeaders(ctx, n, eos uint32) uint32 {
 	proxyIncrementMetric(requests, 1)
 	logf(levelInfo, "request "+header(mapRequest, ":path")+" tag="+tag)
 	setHeader(mapRequest, "x-chain", header(mapRequest, "x-chain")+tag)
+	if header(mapRequest, "x-test-trap") != "" {
+		// A runtime panic no export recovers: the module traps.
+		var m map[string]int
+		m["trap"] = 1
+	}
 	st.local = header(mapRequest, "x-test-local")
 	st.body = header(mapRequest, "x-test-body")
 	st.call = header(mapRequest, "x-test-call")
