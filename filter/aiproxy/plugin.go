@@ -28,6 +28,9 @@ type Plugin struct {
 	// by a call-out; routeDropped those removed in route mode.
 	dropped, routeDropped map[string]struct{}
 	metrics               metrics
+	// needsBodyRequest is set on hosts without body replacement (APISIX),
+	// which also deliver the request body only to filters that ask for it.
+	needsBodyRequest bool
 }
 
 var _ proxywasm.RootContext = (*Plugin)(nil)
@@ -54,7 +57,8 @@ func (p *Plugin) OnPluginStart(size int) bool {
 		proxywasm.LogError("ai-proxy: " + err.Error())
 		return false
 	}
-	if (cfg.Passthrough || cfg.Forward == config.ForwardRoute) && !hostCanReplaceBodies() {
+	p.needsBodyRequest = !hostCanReplaceBodies()
+	if (cfg.Passthrough || cfg.Forward == config.ForwardRoute) && p.needsBodyRequest {
 		what := `forward "route"`
 		if cfg.Passthrough {
 			what = "passthrough=true"

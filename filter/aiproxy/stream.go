@@ -84,8 +84,10 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 		p.rewriteRouteHeaders(remove)
 	}
 	// APISIX's wasm host delivers the request body only to filters that ask
-	// for it; other hosts keep the property as filter state.
-	_ = proxywasm.SetProperty(processReqBody, one)
+	// for it (the host probe at configure time tells which host this is).
+	if p.needsBodyRequest {
+		_ = proxywasm.SetProperty(processReqBody, one)
+	}
 	if p.cfg.Passthrough {
 		// The body the upstream gets is the LLM's answer, of another length.
 		// Headers cannot change once they have gone on, so drop it now.
