@@ -18,103 +18,18 @@ import (
 	"syscall"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"ai-proxy/harness/bootstrap"
 	"ai-proxy/harness/gateway"
 )
 
-// listenerSpec is one listener of the benchmark's bootstrap: an HTTP
-// connection manager with one route ("/" to Cluster) and, when Plugin is set,
-// the ai-proxy wasm filter with that configuration.
-type listenerSpec struct {
-	Name    string
-	Plugin  string // ai-proxy configuration (JSON); "": no filter
-	Cluster string
-}
-
-// clusterSpec is one STATIC cluster on 127.0.0.1.
-type clusterSpec struct {
-	Name string
-	Port int
-}
-
-// bootstrapYAML is an Envoy v3 bootstrap with every listener and the admin on
-// 127.0.0.1 port 0 (the gateway picks free ports and prints them). Routes
-// have no timeout, so that slow streams are not cut.
-func bootstrapYAML(wasm string, listeners []listenerSpec, clusters []clusterSpec) ([]byte, error) {
-	sock := func(port int) map[string]any {
-		return map[string]any{"socket_address": map[string]any{"address": "127.0.0.1", "port_value": port}}
+// bootstrapYAML is the benchmark's bootstrap: every listener and the admin
+// on 127.0.0.1 port 0 (the gateway picks free ports and prints them), routes
+// without a timeout so that slow streams are not cut.
+func bootstrapYAML(wasm string, listeners []bootstrap.ListenerSpec, clusters []bootstrap.ClusterSpec) ([]byte, error) {
+	for i := range listeners {
+		listeners[i].Timeout = "0s"
 	}
-	var lns []any
-	for _, l := range listeners {
-		var filters []any
-		if l.Plugin != "" {
-			filters = append(filters, map[string]any{
-				"name": "envoy.filters.http.wasm",
-				"typed_config": map[string]any{
-					"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-					"config": map[string]any{
-						"name":    "ai-proxy",
-						"root_id": "ai-proxy",
-						"configuration": map[string]any{
-							"@type": "type.googleapis.com/google.protobuf.StringValue",
-							"value": l.Plugin,
-						},
-						"vm_config": map[string]any{
-							"runtime": "envoy.wasm.runtime.v8",
-							"code":    map[string]any{"local": map[string]any{"filename": wasm}},
-						},
-					},
-				},
-			})
-		}
-		filters = append(filters, map[string]any{
-			"name":         "envoy.filters.http.router",
-			"typed_config": map[string]any{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-		})
-		lns = append(lns, map[string]any{
-			"name":    l.Name,
-			"address": sock(0),
-			"filter_chains": []any{map[string]any{"filters": []any{map[string]any{
-				"name": "envoy.filters.network.http_connection_manager",
-				"typed_config": map[string]any{
-					"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-					"stat_prefix": l.Name,
-					"route_config": map[string]any{
-						"name": l.Name,
-						"virtual_hosts": []any{map[string]any{
-							"name":    "all",
-							"domains": []any{"*"},
-							"routes": []any{map[string]any{
-								"match": map[string]any{"prefix": "/"},
-								"route": map[string]any{"cluster": l.Cluster, "timeout": "0s"},
-							}},
-						}},
-					},
-					"http_filters": filters,
-				},
-			}}}},
-		})
-	}
-	var cls []any
-	for _, c := range clusters {
-		cls = append(cls, map[string]any{
-			"name":            c.Name,
-			"type":            "STATIC",
-			"connect_timeout": "1s",
-			"load_assignment": map[string]any{
-				"cluster_name": c.Name,
-				"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
-					"endpoint": map[string]any{"address": sock(c.Port)},
-				}}}},
-			},
-		})
-	}
-	return yaml.Marshal(map[string]any{
-		"admin":            map[string]any{"address": sock(0)},
-		"static_resources": map[string]any{"listeners": lns, "clusters": cls},
-	})
+	return bootstrap.Spec{Listeners: listeners, Clusters: clusters, WasmFile: wasm}.YAML(), nil
 }
 
 // gw is the gateway under test: the build/gateway process, or (-inprocess,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"ai-proxy/harness/bootstrap"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -99,7 +100,7 @@ func (b *bench) startSetup(ctx context.Context) (*setup, error) {
 		return nil, err
 	}
 	conf, err := bootstrapYAML(wasm,
-		[]listenerSpec{
+		[]bootstrap.ListenerSpec{
 			{Name: lnPlain, Cluster: "llm"},
 			{Name: lnRoute, Plugin: routeConf, Cluster: "llm"},
 			{Name: lnCallout, Plugin: calloutConf, Cluster: "llm"},
@@ -109,7 +110,7 @@ func (b *bench) startSetup(ctx context.Context) (*setup, error) {
 			{Name: lnSSEPlain, Cluster: "sse"},
 			{Name: lnSSERoute, Plugin: routeConf, Cluster: "sse"},
 		},
-		[]clusterSpec{{"llm", s.fast.port}, {"big", s.big.port}, {"sse", s.sse.port}, {"slow", s.slow.port}, {"slow-plain", s.slowPlain.port}})
+		[]bootstrap.ClusterSpec{{Name: "llm", Port: s.fast.port}, {Name: "big", Port: s.big.port}, {Name: "sse", Port: s.sse.port}, {Name: "slow", Port: s.slow.port}, {Name: "slow-plain", Port: s.slowPlain.port}})
 	if err != nil {
 		return nil, err
 	}

@@ -38,8 +38,8 @@ func TestChatBody(t *testing.T) {
 // filter.
 func TestBootstrapYAML(t *testing.T) {
 	data, err := bootstrapYAML("/nonexistent/ai-proxy.wasm",
-		[]listenerSpec{{Name: "plain", Cluster: "llm"}, {Name: "route", Plugin: routeConf, Cluster: "llm"}, {Name: "callout", Plugin: calloutConf, Cluster: "llm"}},
-		[]clusterSpec{{"llm", 18081}})
+		[]bootstrap.ListenerSpec{{Name: "plain", Cluster: "llm"}, {Name: "route", Plugin: routeConf, Cluster: "llm"}, {Name: "callout", Plugin: calloutConf, Cluster: "llm"}},
+		[]bootstrap.ClusterSpec{{Name: "llm", Port: 18081}})
 	if err != nil {
 		t.Fatal(err)
 	}
