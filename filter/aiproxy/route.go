@@ -48,20 +48,11 @@ func (p *Plugin) rewriteRouteHeaders(remove []string) {
 // shapeInPlace replaces the buffered request body with the shaped one and lets
 // the request go on to the route's cluster.
 func (s *Stream) shapeInPlace(bodySize int) abi.Action {
-	p := s.plugin
-	body, err := proxywasm.GetBufferScratch(abi.BufferHTTPRequestBody, 0, bodySize)
-	if err != nil {
-		return s.fail(apierror.Internal, "cannot read the request body: "+err.Error())
+	out, changed, ok := s.shapedBody(bodySize)
+	if !ok {
+		return abi.ActionPause
 	}
-	out, info, err := p.plan.Request(shapeBuf[:0], body)
-	if err != nil {
-		return s.failShape(err)
-	}
-	s.info = info
-	if len(out) > 0 && len(body) > 0 && &out[0] != &body[0] {
-		if cap(out) <= maxReusedBuffer {
-			shapeBuf = out
-		}
+	if changed {
 		if err := proxywasm.ReplaceBuffer(abi.BufferHTTPRequestBody, out); err != nil {
 			return s.fail(apierror.Unsupported, "this proxy cannot replace the request body, so forward \"route\" is not available here")
 		}
@@ -94,7 +85,7 @@ func (s *Stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) abi.Act
 	status, _ := proxywasm.GetHeader(abi.MapHTTPResponseHeaders, ":status")
 	s.respStatus, _ = strconv.Atoi(status)
 	ct, _ := proxywasm.GetHeader(abi.MapHTTPResponseHeaders, "content-type")
-	s.respSSE = strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
+	s.respSSE = isEventStream(ct)
 	if !s.respSSE {
 		s.firstToken = time.Since(s.start)
 	}
@@ -131,6 +122,11 @@ func (s *Stream) OnHttpResponseBody(bodySize int, endOfStream bool) abi.Action {
 	return abi.ActionContinue
 }
 
+// isEventStream reports whether a Content-Type is text/event-stream.
+func isEventStream(contentType string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")
+}
+
 // finishRoute reports the answer of a route-mode stream.
 func (s *Stream) finishRoute() {
 	a := answer{ttft: s.firstToken}
@@ -150,7 +146,7 @@ func (s *Stream) reportCallout(headers []abi.Header, body []byte) {
 	a := answer{ttft: time.Since(s.start)}
 	sse := false
 	for _, h := range headers {
-		if h[0] == "content-type" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(h[1])), "text/event-stream") {
+		if h[0] == "content-type" && isEventStream(h[1]) {
 			sse = true
 		}
 	}

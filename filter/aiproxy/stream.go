@@ -58,10 +58,12 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 	var remove []string
 	for _, h := range hs {
 		name := strings.ToLower(h[0])
-		if route {
-			if p.routeDrops(name) {
-				remove = append(remove, name)
-			}
+		switch {
+		case !route && p.forwardable(name):
+			// The call-out carries the client's own headers.
+			s.clientHeaders = append(s.clientHeaders, abi.Header{name, h[1]})
+		case route && p.routeDrops(name):
+			remove = append(remove, name)
 		}
 		switch name {
 		case "content-type":
@@ -70,11 +72,8 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 			}
 		case "content-length":
 			if n, err := strconv.ParseInt(strings.TrimSpace(h[1]), 10, 64); err == nil && n > int64(p.cfg.MaxBodyBytes) {
-				return s.fail(apierror.BodyTooLarge, tooLargeMessage(p.cfg.MaxBodyBytes))
+				return s.fail(apierror.BodyTooLarge, apierror.BodyTooLargeMessage(p.cfg.MaxBodyBytes))
 			}
-		}
-		if p.forwardable(name) {
-			s.clientHeaders = append(s.clientHeaders, abi.Header{name, h[1]})
 		}
 	}
 	if endOfStream {
@@ -107,10 +106,6 @@ func isJSONContentType(v string) bool {
 	return v == "application/json" || (strings.HasPrefix(v, "application/") && strings.HasSuffix(v, "+json"))
 }
 
-func tooLargeMessage(limit int) string {
-	return "request body exceeds the limit of " + strconv.Itoa(limit) + " bytes"
-}
-
 // OnHttpRequestBody buffers the body until its end, then shapes it and calls the LLM.
 func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 	if s.answered {
@@ -118,7 +113,7 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 	}
 	p := s.plugin
 	if bodySize > p.cfg.MaxBodyBytes {
-		return s.fail(apierror.BodyTooLarge, tooLargeMessage(p.cfg.MaxBodyBytes))
+		return s.fail(apierror.BodyTooLarge, apierror.BodyTooLargeMessage(p.cfg.MaxBodyBytes))
 	}
 	if !endOfStream {
 		return abi.ActionPause
@@ -126,20 +121,10 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 	if p.cfg.Forward == config.ForwardRoute {
 		return s.shapeInPlace(bodySize)
 	}
-	// The body is read into scratch memory and shaped into the VM's reusable
-	// output buffer; proxy_http_call copies it out, so neither outlives this callback.
-	body, err := proxywasm.GetBufferScratch(abi.BufferHTTPRequestBody, 0, bodySize)
-	if err != nil {
-		return s.fail(apierror.Internal, "cannot read the request body: "+err.Error())
+	out, _, ok := s.shapedBody(bodySize)
+	if !ok {
+		return abi.ActionPause
 	}
-	out, info, err := p.plan.Request(shapeBuf[:0], body)
-	if len(out) > 0 && cap(out) <= maxReusedBuffer && &out[0] != &body[0] {
-		shapeBuf = out
-	}
-	if err != nil {
-		return s.failShape(err)
-	}
-	s.info = info
 	// proxy_http_call encodes the headers before it returns: one slice per VM serves.
 	headers := append(append(callHeaderBuf[:0], p.callHeaders...), s.clientHeaders...)
 	callHeaderBuf = headers[:0]
@@ -149,6 +134,29 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 		return s.fail(apierror.LLMUnreachable, "")
 	}
 	return abi.ActionPause
+}
+
+// shapedBody reads the buffered request body into scratch memory and shapes
+// it into the VM's reusable buffer. out is valid only during this callback
+// (the host copies what it is given); changed is false when out is the body
+// itself. When the body is refused the stream is answered and ok is false.
+func (s *Stream) shapedBody(bodySize int) (out []byte, changed, ok bool) {
+	body, err := proxywasm.GetBufferScratch(abi.BufferHTTPRequestBody, 0, bodySize)
+	if err != nil {
+		s.fail(apierror.Internal, "cannot read the request body: "+err.Error())
+		return nil, false, false
+	}
+	out, info, err := s.plugin.plan.Request(shapeBuf[:0], body)
+	if err != nil {
+		s.failShape(err)
+		return nil, false, false
+	}
+	s.info = info
+	changed = len(body) == 0 || &out[0] != &body[0]
+	if changed && cap(out) <= maxReusedBuffer {
+		shapeBuf = out
+	}
+	return out, changed, true
 }
 
 // relayedResponseHeaders are the LLM answer's headers a client gets with it.
@@ -229,12 +237,13 @@ func (s *Stream) onLLMResponse(numHeaders, bodySize, _ int) {
 }
 
 // fail answers the stream with the OpenAI-style error of kind. detail, when
-// set, replaces the kind's default client message; it must not carry secrets.
+// set, replaces the kind's default client message (it must not carry
+// secrets), except for Internal, whose detail is logged and never sent.
 func (s *Stream) fail(kind apierror.Kind, detail string) abi.Action {
 	s.answered = true
 	msg := detail
-	if msg == "" || kind == apierror.Internal {
-		msg = apierror.Message(kind)
+	if kind == apierror.Internal {
+		msg = ""
 	}
 	if kind.Status() >= 500 {
 		proxywasm.LogWarn("ai-proxy: " + kind.Code() + ": " + detail)
