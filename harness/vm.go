@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -140,6 +141,9 @@ type VM struct {
 
 	cur    callState
 	broken bool
+	// brokenNow mirrors broken for Broken, which embedders call on every
+	// request: it must not wait for the VM lock held by another stream's callback.
+	brokenNow atomic.Bool
 
 	logs      []LogEntry // ring of the last logRingSize lines
 	logHead   int        // oldest entry once the ring is full
@@ -234,6 +238,7 @@ func (vm *VM) streamCall(s *Stream, ph phase, a1, a2 uint64) abi.Action {
 // without a local response gets the filter_trap 500 and is signalled.
 func (vm *VM) trap(name string, err error) error {
 	vm.broken = true
+	vm.brokenNow.Store(true)
 	e := fmt.Errorf("%w in %s: %v", ErrTrap, name, err)
 	vm.addLog(abi.LogCritical, e.Error())
 	for _, s := range vm.streams {
@@ -288,11 +293,7 @@ func (vm *VM) lastStderr() string {
 // Broken reports whether the guest trapped (or the VM was closed). A broken
 // VM never calls the guest again: new streams get the filter_trap 500 local
 // response. The embedder should replace it with a fresh VM.
-func (vm *VM) Broken() bool {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	return vm.broken
-}
+func (vm *VM) Broken() bool { return vm.brokenNow.Load() }
 
 // LiveStreams is the number of streams created and not yet Done.
 func (vm *VM) LiveStreams() int {
@@ -468,6 +469,7 @@ func (vm *VM) Close(ctx context.Context) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	vm.broken = true
+	vm.brokenNow.Store(true)
 	return vm.inst.Close(ctx)
 }
 
