@@ -30,9 +30,6 @@ type pendingCall struct {
 // context for host calls), kept to attribute call-outs to their stream.
 var currentContext uint32
 
-// LiveStreams is the number of stream contexts not yet deleted, for tests and metrics.
-func LiveStreams() int { return len(streams) }
-
 func onContextCreate(contextID, parentID uint32) {
 	currentContext = contextID
 	if parentID == 0 {

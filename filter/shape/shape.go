@@ -104,9 +104,6 @@ func NewPlan(model string, options []config.Option) *Plan {
 	return p
 }
 
-// NewPlanFromConfig is NewPlan(c.Model, c.Options).
-func NewPlanFromConfig(c *config.Config) *Plan { return NewPlan(c.Model, c.Options) }
-
 // Request returns the provider request body for the client body:
 //
 //   - body must be a JSON object (leading/trailing whitespace allowed), else
@@ -181,13 +178,6 @@ func (p *Plan) Request(dst, body []byte) ([]byte, Info, error) {
 		out = append(out, includeUsage...)
 	}
 	return append(out, '}'), p.info(&st, stream), nil
-}
-
-// Request is NewPlan(model, options).Request(dst, body): a convenience that
-// builds the plan on every call. The filter builds its Plan once at configure
-// time instead.
-func Request(dst, body []byte, model string, options []config.Option) ([]byte, Info, error) {
-	return NewPlan(model, options).Request(dst, body)
 }
 
 // IsJSONObject reports whether b is valid JSON whose value is an object

@@ -251,7 +251,7 @@ func TestRequest(t *testing.T) {
 				t.Errorf("with dst: %q, %+v", got2, info2)
 			}
 			// The convenience function agrees.
-			got3, info3, err := Request(nil, body, tc.model, tc.options)
+			got3, info3, err := NewPlan(tc.model, tc.options).Request(nil, body)
 			if err != nil || string(got3) != tc.want || info3 != tc.info {
 				t.Errorf("Request func: %q, %+v, %v", got3, info3, err)
 			}
@@ -329,7 +329,7 @@ func TestRequestFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, info, err := NewPlanFromConfig(c).Request(nil, []byte(`{"messages":[{"role":"user","content":"What is 1+1?"}],"stream":true}`))
+	out, info, err := NewPlan(c.Model, c.Options).Request(nil, []byte(`{"messages":[{"role":"user","content":"What is 1+1?"}],"stream":true}`))
 	if err != nil {
 		t.Fatal(err)
 	}
