@@ -19,6 +19,7 @@ type stream struct {
 	ctx    HttpContext
 	rootID uint32
 	done   bool
+	calls  []uint32 // call-outs dispatched by this stream and not answered yet
 }
 
 type pendingCall struct {
@@ -110,6 +111,9 @@ func onHttpCallResponse(rootID, calloutID uint32, numHeaders, bodySize, numTrail
 		return
 	}
 	delete(callout, calloutID)
+	if s, ok := streams[c.contextID]; ok {
+		s.forgetCall(calloutID)
+	}
 	if c.contextID != rootID {
 		if _, live := streams[c.contextID]; !live {
 			return // the stream ended while the call was in flight
@@ -138,14 +142,29 @@ func onLog(contextID uint32) {
 }
 
 func onDelete(contextID uint32) {
-	if _, ok := streams[contextID]; ok {
-		defer maybeCollect()
+	if s, ok := streams[contextID]; ok {
+		// Calls still in flight are dropped: a host may never answer them.
+		for _, id := range s.calls {
+			delete(callout, id)
+		}
+		delete(streams, contextID)
+		maybeCollect()
+		return
 	}
-	delete(streams, contextID)
 	delete(roots, contextID)
 	for id, c := range callout {
 		if c.contextID == contextID {
 			delete(callout, id)
+		}
+	}
+}
+
+// forgetCall removes an answered call from the stream's list.
+func (s *stream) forgetCall(id uint32) {
+	for i, c := range s.calls {
+		if c == id {
+			s.calls = append(s.calls[:i], s.calls[i+1:]...)
+			return
 		}
 	}
 }

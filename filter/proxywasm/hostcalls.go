@@ -183,6 +183,9 @@ func DispatchHttpCall(upstream string, headers []abi.Header, body []byte, timeou
 		return 0, err
 	}
 	callout[id] = pendingCall{contextID: currentContext, fn: fn}
+	if s, ok := streams[currentContext]; ok {
+		s.calls = append(s.calls, id)
+	}
 	return id, nil
 }
 
