@@ -19,7 +19,8 @@ type stream struct {
 	ctx    HttpContext
 	rootID uint32
 	done   bool
-	calls  []uint32 // call-outs dispatched by this stream and not answered yet
+	calls  []uint32  // call-outs dispatched by this stream and not answered yet
+	first  [1]uint32 // backing for calls: one call per stream needs no allocation
 }
 
 type pendingCall struct {
@@ -47,6 +48,7 @@ func onContextCreate(contextID, parentID uint32) {
 		return
 	}
 	s := &stream{rootID: parentID}
+	s.calls = s.first[:0]
 	streams[contextID] = s
 	defer func() { streamPanic(contextID, recover()) }()
 	s.ctx = root.NewHttpContext(contextID)
