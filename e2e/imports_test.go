@@ -48,10 +48,11 @@ var envoyWASI = []string{
 	"sched_yield", "poll_oneoff", "fd_fdstat_set_flags",
 }
 
-// requiredExports are what a proxy-wasm host needs from a standard-Go reactor.
+// requiredExports are what a proxy-wasm host needs from a standard-Go reactor
+// (proxy_on_done is optional for every host, and the filter has no use for it).
 var requiredExports = []string{"_initialize", "memory", "proxy_abi_version_0_2_1", "proxy_on_memory_allocate",
 	"proxy_on_context_create", "proxy_on_configure", "proxy_on_request_headers", "proxy_on_request_body",
-	"proxy_on_http_call_response", "proxy_on_done", "proxy_on_delete"}
+	"proxy_on_http_call_response", "proxy_on_log", "proxy_on_delete"}
 
 // maxWasmSize is the size budget of build/ai-proxy.wasm (issue 2: under 4 MB).
 const maxWasmSize = 4_000_000

@@ -662,6 +662,25 @@ func (vm *VM) propertyKey(path []byte) []byte {
 	return k
 }
 
+// maxInternedKeys bounds the property keys a VM interns; the guest chooses
+// them, so past this many a key is a new string each time.
+const maxInternedKeys = 1024
+
+// internKey returns key as a string, shared by every set of the same key.
+func (vm *VM) internKey(key []byte) string {
+	if k, ok := vm.keys[string(key)]; ok {
+		return k
+	}
+	k := string(key)
+	if len(vm.keys) < maxInternedKeys {
+		if vm.keys == nil {
+			vm.keys = make(map[string]string)
+		}
+		vm.keys[k] = k
+	}
+	return k
+}
+
 // builtinProperty answers the properties the host knows itself.
 func (vm *VM) builtinProperty(key []byte) (string, bool) {
 	p, s := vm.cur.plugin, vm.cur.stream
@@ -733,21 +752,28 @@ func hostSetProperty(vm *VM, p []uint64) abi.Status {
 	if !ok1 || !ok2 {
 		return abi.StatusInvalidMemoryAccess
 	}
-	key := string(vm.propertyKey(path))
-	v := append([]byte(nil), val...)
+	key := vm.internKey(vm.propertyKey(path))
 	switch {
 	case vm.cur.stream != nil:
 		s := vm.cur.stream
 		if s.props == nil {
-			s.props = make(map[string][]byte)
+			s.props = make(map[string][]byte, 8)
 		}
-		s.props[key] = v
+		// Values share one arena per stream: a filter sets several small
+		// properties per request. A full arena is replaced, not grown, so
+		// the values already handed out stay as they are.
+		if cap(s.propArena)-len(s.propArena) < len(val) {
+			s.propArena = make([]byte, 0, max(256, len(val)))
+		}
+		start := len(s.propArena)
+		s.propArena = append(s.propArena, val...)
+		s.props[key] = s.propArena[start:len(s.propArena):len(s.propArena)]
 	case vm.cur.plugin != nil:
 		pl := vm.cur.plugin
 		if pl.props == nil {
 			pl.props = make(map[string][]byte)
 		}
-		pl.props[key] = v
+		pl.props[key] = append([]byte(nil), val...)
 	default:
 		return abi.StatusBadArgument
 	}

@@ -61,6 +61,7 @@ type Stream struct {
 	respHeaders, respTrailers []abi.Header
 	reqBody, respBody         []byte
 	props                     map[string][]byte
+	propArena                 []byte // backing of the props values (hostSetProperty)
 
 	local   *LocalResponse
 	resumed [2]bool // by abi.StreamHTTPRequest / abi.StreamHTTPResponse

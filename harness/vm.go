@@ -128,10 +128,11 @@ type VM struct {
 	mem     api.Memory
 	fn      guestExports
 
-	stack   [8]uint64 // arguments and results of calls into the guest
-	mstack  [1]uint64 // proxy_on_memory_allocate, called from inside host calls
-	scratch []byte    // encoded header maps, header values
-	keybuf  []byte    // property paths
+	stack   [8]uint64         // arguments and results of calls into the guest
+	mstack  [1]uint64         // proxy_on_memory_allocate, called from inside host calls
+	scratch []byte            // encoded header maps, header values
+	keybuf  []byte            // property paths
+	keys    map[string]string // interned property keys (internKey)
 
 	nextID   uint32
 	plugins  map[uint32]*Plugin

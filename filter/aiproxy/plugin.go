@@ -6,6 +6,7 @@ package aiproxy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"ai-proxy/filter/config"
@@ -25,12 +26,16 @@ type Plugin struct {
 	// content-type and the configured credentials.
 	callHeaders []abi.Header
 	// dropped are the lowercased client header names never sent to the LLM
-	// by a call-out; routeDropped those removed in route mode.
-	dropped, routeDropped map[string]struct{}
-	metrics               metrics
+	// by a call-out; routeDropped those removed in route mode (the
+	// configured auth headers are replaced instead).
+	dropped      map[string]struct{}
+	routeDropped []string
+	metrics      metrics
 	// needsBodyRequest is set on hosts without body replacement (APISIX),
 	// which also deliver the request body only to filters that ask for it.
 	needsBodyRequest bool
+	// free are deleted streams, zeroed, for NewHttpContext to reuse.
+	free []*Stream
 }
 
 var _ proxywasm.RootContext = (*Plugin)(nil)
@@ -105,13 +110,16 @@ func (p *Plugin) setConfig(cfg *config.Config) {
 	for _, n := range clientHeadersNeverForwarded {
 		p.dropped[n] = struct{}{}
 	}
-	p.routeDropped = make(map[string]struct{}, len(routeDroppedHeaders)+len(cfg.AuthHeaderNames))
-	for _, n := range routeDroppedHeaders {
-		p.routeDropped[n] = struct{}{}
-	}
 	for _, n := range cfg.AuthHeaderNames {
 		p.dropped[strings.ToLower(n)] = struct{}{}
-		p.routeDropped[strings.ToLower(n)] = struct{}{}
+	}
+	// In route mode the configured credentials replace the client's headers
+	// of the same names: those need no removal first.
+	p.routeDropped = nil
+	for _, n := range routeDroppedHeaders {
+		if !slices.ContainsFunc(cfg.AuthHeaderNames, func(a string) bool { return strings.EqualFold(a, n) }) {
+			p.routeDropped = append(p.routeDropped, n)
+		}
 	}
 	p.metrics.init(string(cfg.Provider))
 }
@@ -128,7 +136,20 @@ func (p *Plugin) forwardable(name string) bool {
 	return !drop
 }
 
-// NewHttpContext implements proxywasm.RootContext.
+// NewHttpContext implements proxywasm.RootContext. Streams are recycled (see
+// Stream.OnHttpContextDelete): a request then allocates no Stream.
 func (p *Plugin) NewHttpContext(contextID uint32) proxywasm.HttpContext {
-	return &Stream{plugin: p, id: contextID}
+	var s *Stream
+	if n := len(p.free); n > 0 {
+		s = p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+	} else {
+		s = new(Stream)
+	}
+	s.plugin, s.id = p, contextID
+	return s
 }
+
+// maxFreeStreams bounds the recycled streams a plugin keeps.
+const maxFreeStreams = 256

@@ -57,6 +57,9 @@ func (m *metrics) forModel(model string) *modelMetrics {
 			return mm
 		}
 	}
+	// model may alias memory the stream does not own (see finishRouteJSON):
+	// the map keeps a copy.
+	model = strings.Clone(model)
 	labels := `{provider="` + m.provider + `",model="` + labelValue(model) + `"}`
 	mm := &modelMetrics{}
 	for _, d := range []struct {
@@ -94,7 +97,7 @@ func labelValue(s string) string {
 // answer is what a stream learned about the LLM's answer.
 type answer struct {
 	usage usage.Usage
-	model string        // the model the LLM reported, if any
+	model string        // the model the LLM reported, if any; valid during report only
 	ttft  time.Duration // time to the first token; 0 = unknown
 }
 

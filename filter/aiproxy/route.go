@@ -2,9 +2,10 @@ package aiproxy
 
 import (
 	"errors"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"ai-proxy/filter/apierror"
 	"ai-proxy/filter/proxywasm"
@@ -27,18 +28,22 @@ var routeDroppedHeaders = []string{
 }
 
 // routeDrops reports whether the client header name is removed in route mode.
+// A scan of a few names, most rejected on length alone, is cheaper in wasm
+// than hashing every header name for a map.
 func (p *Plugin) routeDrops(name string) bool {
-	_, ok := p.routeDropped[name]
-	return ok
+	return slices.Contains(p.routeDropped, name)
 }
 
-// rewriteRouteHeaders points the request at the LLM: path, authority,
-// credentials; remove lists the client headers to drop.
-func (p *Plugin) rewriteRouteHeaders(remove []string) {
+// rewriteRouteHeaders points the request at the LLM: path (unless the
+// client's is already the endpoint's), authority, credentials; remove lists
+// the client headers to drop.
+func (p *Plugin) rewriteRouteHeaders(remove []string, pathOK bool) {
 	for _, name := range remove {
 		_ = proxywasm.RemoveHeader(abi.MapHTTPRequestHeaders, name)
 	}
-	_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, ":path", p.cfg.Endpoint.Path)
+	if !pathOK {
+		_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, ":path", p.cfg.Endpoint.Path)
+	}
 	_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, ":authority", p.cfg.Endpoint.Authority)
 	for _, h := range p.cfg.AuthHeaders {
 		_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, h[0], h[1])
@@ -82,10 +87,11 @@ func (s *Stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) abi.Act
 	if !s.forwarded || s.reported {
 		return abi.ActionContinue
 	}
-	status, _ := proxywasm.GetHeader(abi.MapHTTPResponseHeaders, ":status")
-	s.respStatus, _ = strconv.Atoi(status)
-	ct, _ := proxywasm.GetHeader(abi.MapHTTPResponseHeaders, "content-type")
-	s.respSSE = isEventStream(ct)
+	// Both values are read in scratch memory and used at once.
+	status, _ := proxywasm.GetHeaderScratch(abi.MapHTTPResponseHeaders, ":status")
+	s.respStatus = statusCode(status)
+	ct, _ := proxywasm.GetHeaderScratch(abi.MapHTTPResponseHeaders, "content-type")
+	s.respSSE = isEventStream(unsafe.String(unsafe.SliceData(ct), len(ct)))
 	if !s.respSSE {
 		s.firstToken = time.Since(s.start)
 	}
@@ -108,9 +114,18 @@ func (s *Stream) OnHttpResponseBody(bodySize int, endOfStream bool) abi.Action {
 					s.firstToken = time.Since(s.start)
 				}
 			} else if !s.respTooBig {
-				if len(s.respJSON)+len(chunk) > maxUsageJSON {
-					s.respTooBig, s.respJSON = true, nil
-				} else {
+				switch {
+				case endOfStream && s.respJSON == nil:
+					// The whole answer in one chunk: read it where it is.
+					s.finishRouteJSON(chunk)
+					return abi.ActionContinue
+				case len(s.respJSON)+len(chunk) > maxUsageJSON:
+					s.respTooBig = true
+					s.dropAnswer()
+				default:
+					if s.respJSON == nil {
+						s.respJSON = takeAnswerBuf()
+					}
 					s.respJSON = append(s.respJSON, chunk...)
 				}
 			}
@@ -122,6 +137,51 @@ func (s *Stream) OnHttpResponseBody(bodySize int, endOfStream bool) abi.Action {
 	return abi.ActionContinue
 }
 
+// statusCode parses a :status value; 0 when it is not a 3-digit number.
+func statusCode(v []byte) int {
+	if len(v) != 3 {
+		return 0
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// answerBufs are the VM's spare buffers for non-streamed answers read for
+// their usage: most requests reuse one instead of allocating it. A stream
+// takes one when an answer comes in several chunks and gives it back when
+// the answer is read. At most maxAnswerBufs of at most maxReusedAnswer bytes
+// are kept, so a burst of large answers does not pin memory.
+var answerBufs [][]byte
+
+const (
+	maxAnswerBufs   = 16
+	maxReusedAnswer = 64 << 10
+)
+
+func takeAnswerBuf() []byte {
+	if n := len(answerBufs); n > 0 {
+		b := answerBufs[n-1]
+		answerBufs[n-1] = nil
+		answerBufs = answerBufs[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, 1024)
+}
+
+// dropAnswer gives the stream's answer buffer back.
+func (s *Stream) dropAnswer() {
+	if b := s.respJSON; b != nil && cap(b) <= maxReusedAnswer && len(answerBufs) < maxAnswerBufs {
+		answerBufs = append(answerBufs, b[:0])
+	}
+	s.respJSON = nil
+}
+
 // isEventStream reports whether a Content-Type is text/event-stream.
 func isEventStream(contentType string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")
@@ -129,16 +189,27 @@ func isEventStream(contentType string) bool {
 
 // finishRoute reports the answer of a route-mode stream.
 func (s *Stream) finishRoute() {
-	a := answer{ttft: s.firstToken}
-	if s.respStatus >= 200 && s.respStatus <= 299 {
-		if s.respSSE {
-			a.usage, a.model = s.usageStream.Usage(), s.usageStream.Model()
-		} else if len(s.respJSON) > 0 {
-			a.usage, a.model, _ = usage.FromResponse(s.respJSON)
-		}
+	if !s.respSSE && len(s.respJSON) > 0 && s.respStatus >= 200 && s.respStatus <= 299 {
+		s.finishRouteJSON(s.respJSON)
+		return
 	}
-	s.respJSON = nil
+	a := answer{ttft: s.firstToken}
+	if s.respSSE && s.respStatus >= 200 && s.respStatus <= 299 {
+		a.usage, a.model = s.usageStream.Usage(), s.usageStream.Model()
+	}
+	s.dropAnswer()
 	s.report(a)
+}
+
+// finishRouteJSON reports the non-streamed answer body (the stream's buffer,
+// or the last chunk in scratch memory: the model name read from it is used
+// before the next host call that returns data).
+func (s *Stream) finishRouteJSON(body []byte) {
+	a := answer{ttft: s.firstToken}
+	u, model, _ := usage.FromResponseBytes(body)
+	a.usage, a.model = u, unsafe.String(unsafe.SliceData(model), len(model))
+	s.report(a)
+	s.dropAnswer()
 }
 
 // reportCallout reports a 2xx call-out answer (streamed or not).
@@ -156,6 +227,17 @@ func (s *Stream) reportCallout(headers []abi.Header, body []byte) {
 		a.usage, a.model, _ = usage.FromResponse(body)
 	}
 	s.report(a)
+}
+
+// OnHttpContextDelete implements proxywasm.HttpContextDeleter: the host is
+// done with the stream, which goes back to its plugin for reuse.
+func (s *Stream) OnHttpContextDelete() {
+	p := s.plugin
+	s.dropAnswer()
+	*s = Stream{}
+	if len(p.free) < maxFreeStreams {
+		p.free = append(p.free, s)
+	}
 }
 
 // OnHttpStreamDone reports what is known when a stream ends early (client

@@ -47,17 +47,32 @@ var _ proxywasm.HttpContext = (*Stream)(nil)
 // OnHttpRequestHeaders checks what can be checked before the body arrives and
 // holds the headers until the body is complete.
 func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Action {
-	hs, err := proxywasm.GetHeaders(abi.MapHTTPRequestHeaders)
+	p := s.plugin
+	route := p.cfg.Forward == config.ForwardRoute
+	var hs []abi.Header
+	var err error
+	if route {
+		// Route mode keeps no client header: read the map in place.
+		hs, err = proxywasm.GetHeadersView(abi.MapHTTPRequestHeaders, headerView[:0])
+		headerView = hs[:0]
+	} else {
+		hs, err = proxywasm.GetHeaders(abi.MapHTTPRequestHeaders)
+	}
 	if err != nil {
 		return s.fail(apierror.Internal, "cannot read request headers: "+err.Error())
 	}
-	p := s.plugin
 	s.start = time.Now()
-	route := p.cfg.Forward == config.ForwardRoute
-	s.clientHeaders = hs[:0]
-	var remove []string
+	if !route {
+		s.clientHeaders = hs[:0]
+	}
+	var removeBuf [8]string
+	remove := removeBuf[:0]
+	pathOK := false
 	for _, h := range hs {
 		name := strings.ToLower(h[0])
+		if name == ":path" {
+			pathOK = h[1] == p.cfg.Endpoint.Path
+		}
 		switch {
 		case !route && p.forwardable(name):
 			// The call-out carries the client's own headers.
@@ -80,7 +95,7 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 		return s.fail(apierror.EmptyBody, "")
 	}
 	if route {
-		p.rewriteRouteHeaders(remove)
+		p.rewriteRouteHeaders(remove, pathOK)
 	}
 	// APISIX's wasm host delivers the request body only to filters that ask
 	// for it (the host probe at configure time tells which host this is).
@@ -257,6 +272,10 @@ func (s *Stream) fail(kind apierror.Kind, detail string) abi.Action {
 
 // callHeaderBuf is the VM's reusable list of call-out headers.
 var callHeaderBuf []abi.Header
+
+// headerView is the VM's reusable list for a header map read in place
+// (proxywasm.GetHeadersView): its strings are stale after the callback.
+var headerView []abi.Header
 
 // shapeBuf is the VM's reusable output buffer for shaped bodies (a VM runs
 // one callback at a time). Buffers above maxReusedBuffer are not kept, so a

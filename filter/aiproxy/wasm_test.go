@@ -468,3 +468,84 @@ func TestCalloutUsageAndBoundedModelLabels(t *testing.T) {
 }
 
 const maxModels = 64
+
+// routeJSON runs one route-mode request on p whose JSON answer arrives in
+// the given chunks (the last one ends the stream) and returns the stream,
+// still open.
+func routeJSON(t *testing.T, p *harness.Plugin, answer ...string) *harness.Stream {
+	t.Helper()
+	s := p.NewStream()
+	if a := s.SendRequestHeaders(requestHeaders(), false); a != abi.ActionContinue {
+		t.Fatalf("headers: %v", a)
+	}
+	if a := s.SendRequestBody([]byte(`{"messages":[{"role":"user","content":"hi"}]}`), true); a != abi.ActionContinue {
+		t.Fatalf("body: %v (local %+v)", a, s.LocalResponse())
+	}
+	if a := s.SendResponseHeaders([]abi.Header{{":status", "200"}, {"content-type", "application/json"}}, false); a != abi.ActionContinue {
+		t.Fatalf("response headers: %v", a)
+	}
+	for i, c := range answer {
+		if a := s.SendResponseBody([]byte(c), i == len(answer)-1); a != abi.ActionContinue {
+			t.Fatalf("chunk %d: %v", i, a)
+		}
+		if out := string(s.TakeResponseBody()); out != c {
+			t.Fatalf("chunk %d changed: %q", i, out)
+		}
+	}
+	return s
+}
+
+// Streams are recycled after proxy_on_delete and answers are read in place
+// when they come in one chunk: neither may leak one request's accounting into
+// another, and a model label read from the host's memory must survive the
+// requests after it.
+func TestRouteModeRecycledStreamsKeepNothing(t *testing.T) {
+	vm, p := newPlugin(t, harness.ProfileEnvoy, routeConf)
+	answer := func(model string, usage string) string {
+		return `{"id":"c","model":"` + model + `","choices":[{"message":{"role":"assistant","content":"x"}}]` + usage + `}`
+	}
+	withUsage := `,"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}`
+
+	// Two streams at once: one answer in one chunk, one in three.
+	one := routeJSON(t, p, answer("m-one", withUsage))
+	split := answer("m-split", `,"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}`)
+	three := routeJSON(t, p, split[:10], split[10:40], split[40:])
+	for _, c := range []struct {
+		s      *harness.Stream
+		model  string
+		prompt string
+	}{{one, "m-one", "7"}, {three, "m-split", "5"}} {
+		props := c.s.Properties()
+		if string(props["llm_model"]) != c.model || string(props["llm_prompt_tokens"]) != c.prompt {
+			t.Errorf("stream of %s: llm_model %q, llm_prompt_tokens %q", c.model, props["llm_model"], props["llm_prompt_tokens"])
+		}
+	}
+	one.Done()
+	three.Done()
+
+	// Recycled streams: no usage in the answer means no token properties.
+	for i := range 3 {
+		s := routeJSON(t, p, answer("m-none", ""))
+		props := s.Properties()
+		if _, ok := props["llm_prompt_tokens"]; ok {
+			t.Errorf("request %d without usage has llm_prompt_tokens %q", i, props["llm_prompt_tokens"])
+		}
+		if string(props["llm_model"]) != "m-none" {
+			t.Errorf("request %d: llm_model %q", i, props["llm_model"])
+		}
+		s.Done()
+	}
+	m := vm.Metrics()
+	for name, want := range map[string]int64{
+		`ai_proxy_requests_total{provider="openai",model="m-one"}`:          1,
+		`ai_proxy_prompt_tokens_total{provider="openai",model="m-one"}`:     7,
+		`ai_proxy_requests_total{provider="openai",model="m-split"}`:        1,
+		`ai_proxy_prompt_tokens_total{provider="openai",model="m-split"}`:   5,
+		`ai_proxy_requests_total{provider="openai",model="m-none"}`:         3,
+		`ai_proxy_completion_tokens_total{provider="openai",model="m-one"}`: 2,
+	} {
+		if v, ok := m.Value(name); !ok || v != want {
+			t.Errorf("metric %s = %d (%v), want %d", name, v, ok, want)
+		}
+	}
+}

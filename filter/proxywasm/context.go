@@ -44,6 +44,13 @@ type HttpContext interface {
 	OnHttpStreamDone()
 }
 
+// HttpContextDeleter is an HttpContext that wants to know when the host
+// deleted it (proxy_on_delete): none of its callbacks runs afterwards, so it
+// may recycle itself. A context whose callback panicked is not told.
+type HttpContextDeleter interface {
+	OnHttpContextDelete()
+}
+
 // CallResponseFunc receives the answer to DispatchHttpCall. numHeaders == 0
 // means the call failed (reset, timeout, no upstream): the host sends no
 // headers then. The call-response buffers can be read only during this call.

@@ -47,8 +47,8 @@ func onContextCreate(contextID, parentID uint32) {
 		LogCritical("proxy_on_context_create: unknown root context " + strconv.FormatUint(uint64(parentID), 10))
 		return
 	}
-	s := &stream{rootID: parentID}
-	s.calls = s.first[:0]
+	s := newStream()
+	s.rootID = parentID
 	streams[contextID] = s
 	defer func() { streamPanic(contextID, recover()) }()
 	s.ctx = root.NewHttpContext(contextID)
@@ -150,6 +150,13 @@ func onDelete(contextID uint32) {
 			delete(callout, id)
 		}
 		delete(streams, contextID)
+		if d, ok := s.ctx.(HttpContextDeleter); ok {
+			func() {
+				defer func() { rootPanic("proxy_on_delete", recover()) }()
+				d.OnHttpContextDelete()
+			}()
+		}
+		freeStream(s)
 		maybeCollect()
 		return
 	}
@@ -158,6 +165,32 @@ func onDelete(contextID uint32) {
 		if c.contextID == contextID {
 			delete(callout, id)
 		}
+	}
+}
+
+// freeStreams are the records of deleted streams, reused by the next ones:
+// a stream per request then costs no allocation here.
+var freeStreams []*stream
+
+const maxFreeStreams = 256
+
+func newStream() *stream {
+	var s *stream
+	if n := len(freeStreams); n > 0 {
+		s = freeStreams[n-1]
+		freeStreams[n-1] = nil
+		freeStreams = freeStreams[:n-1]
+	} else {
+		s = new(stream)
+	}
+	s.calls = s.first[:0]
+	return s
+}
+
+func freeStream(s *stream) {
+	*s = stream{}
+	if len(freeStreams) < maxFreeStreams {
+		freeStreams = append(freeStreams, s)
 	}
 }
 

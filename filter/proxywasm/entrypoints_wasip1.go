@@ -76,8 +76,10 @@ func proxyOnHttpCallResponse(rootID, calloutID, numHeaders, bodySize, numTrailer
 //go:wasmexport proxy_on_log
 func proxyOnLog(contextID uint32) { onLog(contextID) }
 
-//go:wasmexport proxy_on_done
-func proxyOnDone(contextID uint32) uint32 { return 1 }
+// proxy_on_done is not exported: the binding has nothing to do there and
+// every host treats the export as optional (proxy-wasm-cpp-host answers
+// "done" itself, wasm-nginx-module skips a missing export), which saves a call
+// into the VM per request.
 
 //go:wasmexport proxy_on_delete
 func proxyOnDelete(contextID uint32) { onDelete(contextID) }

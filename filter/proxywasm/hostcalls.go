@@ -44,9 +44,9 @@ func LogCritical(msg string) { logAt(abi.LogCritical, msg) }
 // GetBuffer returns bytes [start, start+maxSize) of a buffer in memory owned by
 // the caller. An absent or empty buffer gives (nil, nil).
 func GetBuffer(bt abi.BufferType, start, maxSize int) ([]byte, error) {
-	var ptr *byte
-	var n uint32
-	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	pp, np := retSlots()
+	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), pp, np)
+	ptr, n := returned()
 	if st == uint32(abi.StatusNotFound) || st == uint32(abi.StatusEmpty) {
 		return nil, nil
 	}
@@ -61,10 +61,10 @@ func GetBuffer(bt abi.BufferType, start, maxSize int) ([]byte, error) {
 // caller must be done with them (or copy them) before that. It saves the
 // allocation of a body-sized buffer on every request.
 func GetBufferScratch(bt abi.BufferType, start, maxSize int) ([]byte, error) {
-	var ptr *byte
-	var n uint32
+	pp, np := retSlots()
 	useScratch = true
-	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), pp, np)
+	ptr, n := returned()
 	useScratch = false
 	if st == uint32(abi.StatusNotFound) || st == uint32(abi.StatusEmpty) {
 		return nil, nil
@@ -97,10 +97,10 @@ func ReplaceBuffer(bt abi.BufferType, data []byte) error {
 
 // GetHeaders returns a copy of a header map.
 func GetHeaders(mt abi.MapType) ([]abi.Header, error) {
-	var ptr *byte
-	var n uint32
+	pp, np := retSlots()
 	useScratch = true
-	st := rawGetHeaderMapPairs(uint32(mt), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	st := rawGetHeaderMapPairs(uint32(mt), pp, np)
+	ptr, n := returned()
 	useScratch = false
 	if err := statusErr(st); err != nil {
 		return nil, err
@@ -111,20 +111,46 @@ func GetHeaders(mt abi.MapType) ([]abi.Header, error) {
 	return abi.DecodeHeaders(unsafe.Slice(ptr, int(n)))
 }
 
-// GetHeader returns the value of one header; ErrNotFound when absent.
-func GetHeader(mt abi.MapType, name string) (string, error) {
-	var ptr *byte
-	var n uint32
+// GetHeadersView is GetHeaders without copies: the headers are appended to
+// dst[:0] and their strings live in scratch memory, valid only until the next
+// host call that returns data (see GetBufferScratch). For a callback that
+// reads the map and keeps nothing.
+func GetHeadersView(mt abi.MapType, dst []abi.Header) ([]abi.Header, error) {
+	pp, np := retSlots()
 	useScratch = true
-	st := rawGetHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	st := rawGetHeaderMapPairs(uint32(mt), pp, np)
+	ptr, n := returned()
 	useScratch = false
 	if err := statusErr(st); err != nil {
-		return "", err
+		return dst[:0], err
 	}
 	if ptr == nil || n == 0 {
-		return "", nil
+		return dst[:0], nil
 	}
-	return string(unsafe.Slice(ptr, int(n))), nil
+	return abi.DecodeHeadersView(dst, unsafe.Slice(ptr, int(n)))
+}
+
+// GetHeader returns the value of one header; ErrNotFound when absent.
+func GetHeader(mt abi.MapType, name string) (string, error) {
+	v, err := GetHeaderScratch(mt, name)
+	return string(v), err
+}
+
+// GetHeaderScratch is GetHeader into scratch memory: the value is valid only
+// until the next host call that returns data (see GetBufferScratch).
+func GetHeaderScratch(mt abi.MapType, name string) ([]byte, error) {
+	pp, np := retSlots()
+	useScratch = true
+	st := rawGetHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), pp, np)
+	ptr, n := returned()
+	useScratch = false
+	if err := statusErr(st); err != nil {
+		return nil, err
+	}
+	if ptr == nil || n == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice(ptr, int(n)), nil
 }
 
 // ReplaceHeader sets a header, replacing any value it had.
@@ -174,14 +200,15 @@ func SetEffectiveContext(contextID uint32) error {
 // effective context; it is dropped if the stream ends first.
 func DispatchHttpCall(upstream string, headers []abi.Header, body []byte, timeoutMS uint32, fn CallResponseFunc) (uint32, error) {
 	headerScratch = abi.AppendHeaders(headerScratch[:0], headers)
-	var id uint32
+	retID = 0
 	st := rawHttpCall(stringPtr(upstream), uint32(len(upstream)),
 		bytesPtr(headerScratch), uint32(len(headerScratch)),
 		bytesPtr(body), uint32(len(body)),
-		nil, 0, timeoutMS, unsafe.Pointer(&id))
+		nil, 0, timeoutMS, unsafe.Pointer(&retID))
 	if err := statusErr(st); err != nil {
 		return 0, err
 	}
+	id := retID
 	callout[id] = pendingCall{contextID: currentContext, fn: fn}
 	if s, ok := streams[currentContext]; ok {
 		s.calls = append(s.calls, id)
@@ -215,9 +242,9 @@ func SetPropertyString(path []byte, value string) error {
 
 // GetProperty returns a copy of a property; ErrNotFound when absent.
 func GetProperty(path []byte) ([]byte, error) {
-	var ptr *byte
-	var n uint32
-	st := rawGetProperty(bytesPtr(path), uint32(len(path)), unsafe.Pointer(&ptr), unsafe.Pointer(&n))
+	pp, np := retSlots()
+	st := rawGetProperty(bytesPtr(path), uint32(len(path)), pp, np)
+	ptr, n := returned()
 	if err := statusErr(st); err != nil {
 		return nil, err
 	}
@@ -231,9 +258,9 @@ type Metric uint32
 
 // DefineMetric defines (or finds) a metric by type and name.
 func DefineMetric(t abi.MetricType, name string) (Metric, error) {
-	var id uint32
-	st := rawDefineMetric(uint32(t), stringPtr(name), uint32(len(name)), unsafe.Pointer(&id))
-	return Metric(id), statusErr(st)
+	retID = 0
+	st := rawDefineMetric(uint32(t), stringPtr(name), uint32(len(name)), unsafe.Pointer(&retID))
+	return Metric(retID), statusErr(st)
 }
 
 // Increment adds delta to a counter or gauge.

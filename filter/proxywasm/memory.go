@@ -61,3 +61,26 @@ func stringPtr(s string) unsafe.Pointer {
 	}
 	return unsafe.Pointer(unsafe.StringData(s))
 }
+
+// Result slots the host writes a returned (pointer, length) pair or an id
+// into. A local passed to a host call by address escapes to the heap: two
+// allocations per call. The VM runs one host call at a time, so one set of
+// slots serves every call.
+var (
+	retPtr *byte
+	retLen uint32
+	retID  uint32
+)
+
+// retSlots clears the (pointer, length) slots and returns their addresses.
+func retSlots() (ptr, n unsafe.Pointer) {
+	retPtr, retLen = nil, 0
+	return unsafe.Pointer(&retPtr), unsafe.Pointer(&retLen)
+}
+
+// returned takes the (pointer, length) pair the host wrote.
+func returned() (*byte, uint32) {
+	p, n := retPtr, retLen
+	retPtr = nil
+	return p, n
+}

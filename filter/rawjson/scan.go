@@ -15,6 +15,7 @@ package rawjson
 
 import (
 	"errors"
+	"math/bits"
 	"unsafe"
 )
 
@@ -183,22 +184,80 @@ func literal(b []byte, i int, lit string) (int, error) {
 func Value(b []byte, i int) (end int, err error) { return value(b, i, MaxDepth) }
 
 // value is Value with a nesting limit of maxDepth containers.
+//
+// It is one flat loop: in wasm a function call costs more than scanning a
+// short token, so strings without escapes (keys included) and plain
+// integers are read inline, a word at a time for strings; escapes, other
+// numbers and literals go to the general functions.
 func value(b []byte, i, maxDepth int) (end int, err error) {
 	// bit d of stack is set when the container at depth d+1 is an object.
-	var stack [MaxDepth/64 + 1]uint64
+	// Documents nest shallowly: a two-word stack serves up to 128 levels
+	// without clearing a MaxDepth-sized array on every call; a deeper
+	// document moves to a full one.
+	var small [2]uint64
+	stack := small[:]
 	depth := 0
+	wantKey := false // the next token is an object member's key
 	for {
-		// Expect a value at i.
-		i = SkipSpace(b, i)
+		// Expect a value (or a key) at i.
+		for i < len(b) && isSpace(b[i]) {
+			i++
+		}
 		if i >= len(b) {
 			return i, ErrSyntax
 		}
-		switch c := b[i]; {
+		c := b[i]
+		switch {
+		case c == '"':
+			j := i + 1
+			for {
+				for j+8 <= len(b) {
+					if m := StringStops(load64(b, j)); m != 0 {
+						j += bits.TrailingZeros64(m) >> 3
+						break
+					}
+					j += 8
+				}
+				if j >= len(b) {
+					return j, ErrSyntax
+				}
+				if c := b[j]; c == '"' {
+					j++
+					break
+				} else if c == '\\' || c < 0x20 {
+					// Escapes and errors: the general scan, from the start.
+					if j, _, err = String(b, i); err != nil {
+						return j, err
+					}
+					break
+				}
+				j++ // a byte >= 0x80 flagged by the word test
+			}
+			i = j
+			if wantKey {
+				for i < len(b) && isSpace(b[i]) {
+					i++
+				}
+				if i >= len(b) || b[i] != ':' {
+					return i, ErrSyntax
+				}
+				i++
+				wantKey = false
+				continue // the member's value
+			}
+		case wantKey:
+			return i, ErrSyntax
 		case c == '{' || c == '[':
 			if depth == maxDepth {
 				return i, ErrSyntax
 			}
-			i = SkipSpace(b, i+1)
+			if depth == len(stack)*64 {
+				stack = append(make([]uint64, 0, MaxDepth/64+1), stack...)[:MaxDepth/64+1]
+			}
+			i++
+			for i < len(b) && isSpace(b[i]) {
+				i++
+			}
 			closer := byte(']')
 			if c == '{' {
 				closer = '}'
@@ -209,18 +268,24 @@ func value(b []byte, i, maxDepth int) (end int, err error) {
 			}
 			if c == '{' {
 				stack[depth>>6] |= 1 << (depth & 63)
-				if i, _, _, err = memberKey(b, i); err != nil {
-					return i, err
-				}
+				wantKey = true
 			} else {
 				stack[depth>>6] &^= 1 << (depth & 63)
 			}
 			depth++
-			continue // the first element's value
-		case c == '"':
-			if i, _, err = String(b, i); err != nil {
-				return i, err
+			continue // the first element
+		case c >= '1' && c <= '9':
+			// A plain integer inline; a fraction or exponent goes to number.
+			j := i + 1
+			for j < len(b) && isDigit(b[j]) {
+				j++
 			}
+			if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+				if j, err = number(b, i); err != nil {
+					return j, err
+				}
+			}
+			i = j
 		case c == 't':
 			if i, err = literal(b, i, "true"); err != nil {
 				return i, err
@@ -243,18 +308,16 @@ func value(b []byte, i, maxDepth int) (end int, err error) {
 			if depth == 0 {
 				return i, nil
 			}
-			i = SkipSpace(b, i)
+			for i < len(b) && isSpace(b[i]) {
+				i++
+			}
 			if i >= len(b) {
 				return i, ErrSyntax
 			}
 			isObj := stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
 			if b[i] == ',' {
 				i++
-				if isObj {
-					if i, _, _, err = memberKey(b, SkipSpace(b, i)); err != nil {
-						return i, err
-					}
-				}
+				wantKey = isObj
 				break
 			}
 			if isObj && b[i] == '}' || !isObj && b[i] == ']' {

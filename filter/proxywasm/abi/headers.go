@@ -3,6 +3,7 @@ package abi
 import (
 	"encoding/binary"
 	"errors"
+	"unsafe"
 )
 
 // Header is one header pair. Pseudo-headers (":path", ":status", ...) travel in
@@ -45,37 +46,58 @@ func EncodeHeaders(hs []Header) []byte {
 }
 
 // DecodeHeaders parses a serialized header map. An empty input, or a single
-// NUL byte, is an empty map, as the spec allows.
+// NUL byte, is an empty map, as the spec allows. The headers own their
+// strings (one copy of b's text holds them all).
 func DecodeHeaders(b []byte) ([]Header, error) {
-	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
-		return nil, nil
+	n, err := headerCount(b)
+	if n == 0 || err != nil {
+		return nil, err
 	}
-	if len(b) < 4 {
-		return nil, ErrBadHeaderMap
-	}
-	n := int(binary.LittleEndian.Uint32(b))
-	if n == 0 {
-		return nil, nil
-	}
-	if n > (len(b)-4)/8 {
-		return nil, ErrBadHeaderMap
-	}
-	sizes := b[4 : 4+8*n]
 	// One string holds every key and value; the headers are substrings of
 	// it, so decoding allocates twice whatever the number of headers.
-	data := string(b[4+8*n:])
-	hs := make([]Header, n)
+	return decodeHeaders(make([]Header, 0, n), b[4:4+8*n], string(b[4+8*n:]))
+}
+
+// DecodeHeadersView is DecodeHeaders without copies: the headers are
+// appended to dst[:0] and their strings alias b, so they are valid only while
+// b is unchanged. It serves a caller that reads a map once and keeps nothing.
+func DecodeHeadersView(dst []Header, b []byte) ([]Header, error) {
+	n, err := headerCount(b)
+	if n == 0 || err != nil {
+		return dst[:0], err
+	}
+	text := b[4+8*n:]
+	return decodeHeaders(dst[:0], b[4:4+8*n], unsafe.String(unsafe.SliceData(text), len(text)))
+}
+
+// headerCount reads and bounds-checks the pair count of a serialized map.
+func headerCount(b []byte) (int, error) {
+	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
+		return 0, nil
+	}
+	if len(b) < 4 {
+		return 0, ErrBadHeaderMap
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n > (len(b)-4)/8 {
+		return 0, ErrBadHeaderMap
+	}
+	return n, nil
+}
+
+// decodeHeaders appends the pairs that sizes describe, cut from data, to hs.
+func decodeHeaders(hs []Header, sizes []byte, data string) ([]Header, error) {
 	off := 0
-	for i := 0; i < n; i++ {
-		kl := int(binary.LittleEndian.Uint32(sizes[8*i:]))
-		vl := int(binary.LittleEndian.Uint32(sizes[8*i+4:]))
+	for i := 0; i+8 <= len(sizes); i += 8 {
+		kl := int(binary.LittleEndian.Uint32(sizes[i:]))
+		vl := int(binary.LittleEndian.Uint32(sizes[i+4:]))
 		if kl < 0 || vl < 0 || kl+vl+2 > len(data)-off {
 			return nil, ErrBadHeaderMap
 		}
 		if data[off+kl] != 0 || data[off+kl+1+vl] != 0 {
 			return nil, ErrBadHeaderMap
 		}
-		hs[i] = Header{data[off : off+kl], data[off+kl+1 : off+kl+1+vl]}
+		hs = append(hs, Header{data[off : off+kl], data[off+kl+1 : off+kl+1+vl]})
 		off += kl + vl + 2
 	}
 	return hs, nil
