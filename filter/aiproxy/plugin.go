@@ -6,7 +6,6 @@ package aiproxy
 
 import (
 	"errors"
-	"slices"
 	"strings"
 
 	"ai-proxy/filter/config"
@@ -26,11 +25,9 @@ type Plugin struct {
 	// content-type and the configured credentials.
 	callHeaders []abi.Header
 	// dropped are the lowercased client header names never sent to the LLM
-	// by a call-out; routeDropped those removed in route mode (the
-	// configured auth headers are replaced instead).
-	dropped      map[string]struct{}
-	routeDropped []string
-	metrics      metrics
+	// by a call-out.
+	dropped map[string]struct{}
+	metrics metrics
 	// needsBodyRequest is set on hosts without body replacement (APISIX),
 	// which also deliver the request body only to filters that ask for it.
 	needsBodyRequest bool
@@ -112,14 +109,6 @@ func (p *Plugin) setConfig(cfg *config.Config) {
 	}
 	for _, n := range cfg.AuthHeaderNames {
 		p.dropped[strings.ToLower(n)] = struct{}{}
-	}
-	// In route mode the configured credentials replace the client's headers
-	// of the same names: those need no removal first.
-	p.routeDropped = nil
-	for _, n := range routeDroppedHeaders {
-		if !slices.ContainsFunc(cfg.AuthHeaderNames, func(a string) bool { return strings.EqualFold(a, n) }) {
-			p.routeDropped = append(p.routeDropped, n)
-		}
 	}
 	p.metrics.init(string(cfg.Provider))
 }

@@ -19,27 +19,49 @@ import (
 // streams back through OnHttpResponseBody chunk by chunk, unchanged, while the
 // filter reads it for usage.
 
-// routeDroppedHeaders are client headers removed before the request goes to
-// the LLM in route mode: the client's credentials, and Accept-Encoding so the
-// answer comes back uncompressed and readable for usage.
-var routeDroppedHeaders = []string{
-	"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key",
-	"accept-encoding", "content-length",
-}
-
-// routeDrops reports whether the client header name is removed in route mode.
-// A scan of a few names, most rejected on length alone, is cheaper in wasm
-// than hashing every header name for a map.
+// routeDrops reports whether the client header name is removed before the
+// request goes to the LLM in route mode: the client's credentials, and
+// Accept-Encoding so the answer comes back uncompressed and readable for
+// usage, and Content-Length, which the shaped body changes. The configured
+// auth headers are replaced instead (see routeRequestHeaders).
 func (p *Plugin) routeDrops(name string) bool {
-	return slices.Contains(p.routeDropped, name)
+	switch name {
+	case "authorization", "proxy-authorization", "cookie", "api-key", "x-api-key",
+		"accept-encoding", "content-length":
+		return !slices.Contains(p.cfg.AuthHeaderNames, name)
+	}
+	return false
 }
 
-// rewriteRouteHeaders points the request at the LLM: path (unless the
-// client's is already the endpoint's), authority, credentials; remove lists
-// the client headers to drop.
-func (p *Plugin) rewriteRouteHeaders(remove []string, pathOK bool) {
-	for _, name := range remove {
-		_ = proxywasm.RemoveHeader(abi.MapHTTPRequestHeaders, name)
+// routeRequestHeaders checks the request headers and points the request at
+// the LLM: the client's credentials and the headers the shaped body makes
+// wrong are removed, then the path (unless the client's is already the
+// endpoint's), the authority and the configured credentials are set. It
+// returns the kind of error that refuses the request, if any.
+func (s *Stream) routeRequestHeaders(endOfStream bool) (apierror.Kind, error) {
+	p := s.plugin
+	// Nothing is kept: the map is read in place.
+	hs, err := proxywasm.GetHeadersView(abi.MapHTTPRequestHeaders, headerView[:0])
+	headerView = hs[:0]
+	if err != nil {
+		return 0, err
+	}
+	pathOK := false
+	for _, h := range hs {
+		name := strings.ToLower(h[0])
+		if kind := p.checkRequestHeader(name, h[1]); kind != 0 {
+			return kind, nil
+		}
+		switch {
+		case name == ":path":
+			pathOK = h[1] == p.cfg.Endpoint.Path
+		case p.routeDrops(name):
+			// A removal returns no data: hs stays valid.
+			_ = proxywasm.RemoveHeader(abi.MapHTTPRequestHeaders, name)
+		}
+	}
+	if endOfStream {
+		return apierror.EmptyBody, nil
 	}
 	if !pathOK {
 		_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, ":path", p.cfg.Endpoint.Path)
@@ -48,6 +70,7 @@ func (p *Plugin) rewriteRouteHeaders(remove []string, pathOK bool) {
 	for _, h := range p.cfg.AuthHeaders {
 		_ = proxywasm.ReplaceHeader(abi.MapHTTPRequestHeaders, h[0], h[1])
 	}
+	return 0, nil
 }
 
 // shapeInPlace replaces the buffered request body with the shaped one and lets

@@ -44,58 +44,25 @@ type Stream struct {
 
 var _ proxywasm.HttpContext = (*Stream)(nil)
 
-// OnHttpRequestHeaders checks what can be checked before the body arrives and
-// holds the headers until the body is complete.
+// OnHttpRequestHeaders checks what can be checked before the body arrives;
+// in route mode it also points the request at the LLM.
 func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Action {
 	p := s.plugin
-	route := p.cfg.Forward == config.ForwardRoute
-	var hs []abi.Header
-	var err error
-	if route {
-		// Route mode keeps no client header: read the map in place.
-		hs, err = proxywasm.GetHeadersView(abi.MapHTTPRequestHeaders, headerView[:0])
-		headerView = hs[:0]
-	} else {
-		hs, err = proxywasm.GetHeaders(abi.MapHTTPRequestHeaders)
-	}
-	if err != nil {
-		return s.fail(apierror.Internal, "cannot read request headers: "+err.Error())
-	}
 	s.start = time.Now()
-	if !route {
-		s.clientHeaders = hs[:0]
+	var kind apierror.Kind
+	var err error
+	if p.cfg.Forward == config.ForwardRoute {
+		kind, err = s.routeRequestHeaders(endOfStream)
+	} else {
+		kind, err = s.calloutRequestHeaders(endOfStream)
 	}
-	var removeBuf [8]string
-	remove := removeBuf[:0]
-	pathOK := false
-	for _, h := range hs {
-		name := strings.ToLower(h[0])
-		if name == ":path" {
-			pathOK = h[1] == p.cfg.Endpoint.Path
-		}
-		switch {
-		case !route && p.forwardable(name):
-			// The call-out carries the client's own headers.
-			s.clientHeaders = append(s.clientHeaders, abi.Header{name, h[1]})
-		case route && p.routeDrops(name):
-			remove = append(remove, name)
-		}
-		switch name {
-		case "content-type":
-			if !isJSONContentType(h[1]) {
-				return s.fail(apierror.InvalidContentType, "")
-			}
-		case "content-length":
-			if n, err := strconv.ParseInt(strings.TrimSpace(h[1]), 10, 64); err == nil && n > int64(p.cfg.MaxBodyBytes) {
-				return s.fail(apierror.BodyTooLarge, apierror.BodyTooLargeMessage(p.cfg.MaxBodyBytes))
-			}
-		}
-	}
-	if endOfStream {
-		return s.fail(apierror.EmptyBody, "")
-	}
-	if route {
-		p.rewriteRouteHeaders(remove, pathOK)
+	switch {
+	case err != nil:
+		return s.fail(apierror.Internal, "cannot read request headers: "+err.Error())
+	case kind == apierror.BodyTooLarge:
+		return s.fail(kind, apierror.BodyTooLargeMessage(p.cfg.MaxBodyBytes))
+	case kind != 0:
+		return s.fail(kind, "")
 	}
 	// APISIX's wasm host delivers the request body only to filters that ask
 	// for it (the host probe at configure time tells which host this is).
@@ -110,6 +77,47 @@ func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Acti
 	// Continue: the body callbacks hold the request (see RATIONALE.md, "Why
 	// do request headers continue?").
 	return abi.ActionContinue
+}
+
+// calloutRequestHeaders checks the request headers and keeps the client's
+// own ones that go with the call-out. It returns the kind of error that
+// refuses the request, if any.
+func (s *Stream) calloutRequestHeaders(endOfStream bool) (apierror.Kind, error) {
+	p := s.plugin
+	hs, err := proxywasm.GetHeaders(abi.MapHTTPRequestHeaders)
+	if err != nil {
+		return 0, err
+	}
+	s.clientHeaders = hs[:0]
+	for _, h := range hs {
+		name := strings.ToLower(h[0])
+		if kind := p.checkRequestHeader(name, h[1]); kind != 0 {
+			return kind, nil
+		}
+		if p.forwardable(name) {
+			s.clientHeaders = append(s.clientHeaders, abi.Header{name, h[1]})
+		}
+	}
+	if endOfStream {
+		return apierror.EmptyBody, nil
+	}
+	return 0, nil
+}
+
+// checkRequestHeader refuses a body not declared as JSON and one declared
+// larger than the limit.
+func (p *Plugin) checkRequestHeader(name, value string) apierror.Kind {
+	switch name {
+	case "content-type":
+		if !isJSONContentType(value) {
+			return apierror.InvalidContentType
+		}
+	case "content-length":
+		if n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64); err == nil && n > int64(p.cfg.MaxBodyBytes) {
+			return apierror.BodyTooLarge
+		}
+	}
+	return 0
 }
 
 // isJSONContentType accepts application/json and application/*+json, with parameters.

@@ -382,25 +382,53 @@ func (s *ObjectScanner) Reset(doc []byte) error {
 // Next advances to the next member. It returns false at the end of the object
 // or on a syntax error (see Err).
 func (s *ObjectScanner) Next() bool {
-	keyStart, ok := s.next('}')
-	if !ok {
+	if s.done {
 		return false
 	}
-	b := s.b
-	next, keyEnd, escaped, err := memberKey(b, keyStart)
-	if err != nil {
-		return s.fail(next)
-	}
-	vStart := SkipSpace(b, next)
-	vEnd, err := value(b, vStart, MaxDepth-1) // the object itself is one level
-	if err != nil {
+	keyStart, keyEnd, vStart, vEnd, escaped, done, err := NextMember(s.b, s.i, s.n == 0)
+	switch {
+	case err != nil:
 		return s.fail(vEnd)
+	case done:
+		return s.finish(vEnd)
 	}
-	s.m = Member{Key: b[keyStart:keyEnd:keyEnd], KeyEscaped: escaped, Value: b[vStart:vEnd:vEnd]}
+	s.m.Key, s.m.KeyEscaped, s.m.Value = s.b[keyStart:keyEnd:keyEnd], escaped, s.b[vStart:vEnd:vEnd]
 	s.mStart = keyStart
 	s.i = vEnd
 	s.n++
 	return true
+}
+
+// NextMember reads the next member of the object being scanned in b: i is
+// just past its '{' (first) or past the previous member's value. It returns
+// the spans of the raw key (quotes included) and of the raw value, and
+// whether the key has escapes; or done, with vEnd just past the closing '}';
+// or ErrSyntax, with vEnd where it was met. The value is validated to the
+// nesting limit of a member of a top-level object. It is ObjectScanner's step
+// without the scanner, for loops that keep their own state.
+func NextMember(b []byte, i int, first bool) (keyStart, keyEnd, vStart, vEnd int, escaped, done bool, err error) {
+	i = SkipSpace(b, i)
+	switch {
+	case i >= len(b):
+		return 0, 0, 0, i, false, false, ErrSyntax
+	case b[i] == '}':
+		return 0, 0, 0, i + 1, false, true, nil
+	case first:
+	case b[i] == ',':
+		i = SkipSpace(b, i+1)
+	default:
+		return 0, 0, 0, i, false, false, ErrSyntax
+	}
+	next, keyEnd, escaped, err := memberKey(b, i)
+	if err != nil {
+		return 0, 0, 0, next, false, false, err
+	}
+	vStart = SkipSpace(b, next)
+	vEnd, err = value(b, vStart, MaxDepth-1) // the object itself is one level
+	if err != nil {
+		return 0, 0, 0, vEnd, false, false, err
+	}
+	return i, keyEnd, vStart, vEnd, escaped, false, nil
 }
 
 // Member returns the current member (valid after Next returned true). Its slices

@@ -209,50 +209,61 @@ func (p *Plan) pass(dst, body []byte, emit, dropSO bool) ([]byte, passState, err
 		out = append(out, '{')
 	}
 	n := 0
-	var s rawjson.ObjectScanner
-	_ = s.Reset(body) // body starts with '{': checked by the caller
-	for s.Next() {
-		m := s.Member()
+	i := rawjson.SkipSpace(body, 0) + 1 // body starts with '{': checked by the caller
+	for first := true; ; first = false {
+		ks, ke, vs, ve, escaped, done, err := rawjson.NextMember(body, i, first)
+		if err != nil || done && rawjson.SkipSpace(body, ve) != len(body) {
+			return dst, st, ErrInvalidJSON
+		}
+		if done {
+			return out, st, nil
+		}
+		i = ve
+		key, val := body[ks:ke], body[vs:ve]
 		switch {
-		case rawjson.EqualString(m.Key, m.KeyEscaped, "model"):
-			if len(m.Value) > 0 && m.Value[0] == '"' {
-				st.modelRaw = m.Value
-				_, st.modelEscaped, _ = rawjson.String(m.Value, 0)
+		case keyIs(key, escaped, "model"):
+			if val[0] == '"' {
+				st.modelRaw = val
+				_, st.modelEscaped, _ = rawjson.String(val, 0)
 			} else {
 				st.modelRaw = nil
 			}
-		case rawjson.EqualString(m.Key, m.KeyEscaped, "stream"):
-			st.clientStream = string(m.Value) == "true"
-		case rawjson.EqualString(m.Key, m.KeyEscaped, "stream_options"):
+		case keyIs(key, escaped, "stream"):
+			st.clientStream = string(val) == "true"
+		case keyIs(key, escaped, "stream_options"):
 			st.soCount++
-			st.soCanonical = string(m.Value) == `{"include_usage":true}`
+			st.soCanonical = string(val) == `{"include_usage":true}`
 			if dropSO {
 				continue
 			}
-			if !p.overrides(m) {
+			if !p.overrides(key, escaped) {
 				st.soKept = true
 			}
 		}
-		if !emit || p.overrides(m) {
+		if !emit || p.overrides(key, escaped) {
 			continue
 		}
 		if n > 0 {
 			out = append(out, ',')
 		}
 		n++
-		a, b := s.Span()
-		out = append(out, body[a:b]...)
+		out = append(out, body[ks:ve]...)
 	}
-	if s.Err() != nil {
-		return dst, st, ErrInvalidJSON
-	}
-	return out, st, nil
 }
 
-// overrides reports whether the configuration sets member m's key.
-func (p *Plan) overrides(m rawjson.Member) bool {
+// keyIs reports whether the raw key (quotes included) is name; a key without
+// escapes is told apart by its length first, without a call.
+func keyIs(key []byte, escaped bool, name string) bool {
+	if !escaped {
+		return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
+	}
+	return rawjson.EqualString(key, true, name)
+}
+
+// overrides reports whether the configuration sets the member with this raw key.
+func (p *Plan) overrides(key []byte, escaped bool) bool {
 	for _, k := range p.keys {
-		if rawjson.EqualString(m.Key, m.KeyEscaped, k) {
+		if keyIs(key, escaped, k) {
 			return true
 		}
 	}

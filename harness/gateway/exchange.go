@@ -119,6 +119,7 @@ type exchange struct {
 	timedOut  atomic.Bool
 
 	wroteHeaders bool
+	holdHeaders  bool // the headers wait for the body's first write (a small answer of known length)
 	status       int
 
 	// access log state
@@ -272,6 +273,12 @@ func (x *exchange) run() error {
 		return x.encode(rep.responseHeaders(), len(rep.body) == 0, &bytesSource{b: rep.body})
 	}
 	defer resp.Body.Close()
+	// A small answer of known length goes out in one write with its
+	// headers, as Envoy's codec coalesces what one event produces: flushing
+	// the headers alone costs a write here and often a wake-up in the
+	// client. Streams (unknown length) and large bodies flush their headers
+	// at once.
+	x.holdHeaders = resp.ContentLength > 0 && resp.ContentLength <= coalesceLimit
 	eos := resp.Body == http.NoBody || x.r.Method == http.MethodHead
 	src := &readerSource{r: resp.Body, buf: make([]byte, responseChunk)}
 	err = x.encode(responseHeaders(resp), eos, src)
@@ -780,7 +787,12 @@ func (x *exchange) answer(rep *localReply) error {
 	return errAnswered
 }
 
-// writeHeaders sends the response status and headers downstream and flushes.
+// coalesceLimit is the largest answer whose headers wait for its body (see
+// exchange.holdHeaders).
+const coalesceLimit = 64 << 10
+
+// writeHeaders sends the response status and headers downstream and flushes,
+// unless x.holdHeaders lets them wait for the body's first write.
 func (x *exchange) writeHeaders(hs []abi.Header) {
 	status, err := strconv.Atoi(harness.HeaderValue(hs, ":status"))
 	if err != nil || status < 200 || status > 999 {
@@ -789,6 +801,9 @@ func (x *exchange) writeHeaders(hs []abi.Header) {
 	setResponseHeaders(x.w, hs)
 	x.w.WriteHeader(status)
 	x.status, x.wroteHeaders = status, true
+	if x.holdHeaders {
+		return
+	}
 	if f, ok := x.w.(http.Flusher); ok {
 		f.Flush()
 	}
