@@ -92,6 +92,9 @@ func b2u(b bool) uint64 {
 // lowerHeaders copies hs into dst with lowercase names, as an HTTP/2 proxy
 // presents them to filters.
 func lowerHeaders(dst, hs []abi.Header) []abi.Header {
+	if cap(dst) < len(hs) {
+		dst = make([]abi.Header, 0, len(hs)+4) // room for what a filter adds
+	}
 	for _, h := range hs {
 		dst = append(dst, abi.Header{strings.ToLower(h[0]), h[1]})
 	}

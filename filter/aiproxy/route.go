@@ -110,11 +110,17 @@ func (s *Stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) abi.Act
 	if !s.forwarded || s.reported {
 		return abi.ActionContinue
 	}
-	// Both values are read in scratch memory and used at once.
-	status, _ := proxywasm.GetHeaderScratch(abi.MapHTTPResponseHeaders, ":status")
-	s.respStatus = statusCode(status)
-	ct, _ := proxywasm.GetHeaderScratch(abi.MapHTTPResponseHeaders, "content-type")
-	s.respSSE = isEventStream(unsafe.String(unsafe.SliceData(ct), len(ct)))
+	// One read of the whole (short) map, in place.
+	hs, _ := proxywasm.GetHeadersView(abi.MapHTTPResponseHeaders, headerView[:0])
+	headerView = hs[:0]
+	for _, h := range hs {
+		switch {
+		case h[0] == ":status":
+			s.respStatus = statusCode(h[1])
+		case len(h[0]) == len("content-type") && strings.EqualFold(h[0], "content-type"):
+			s.respSSE = isEventStream(h[1])
+		}
+	}
 	if !s.respSSE {
 		s.firstToken = time.Since(s.start)
 	}
@@ -161,7 +167,7 @@ func (s *Stream) OnHttpResponseBody(bodySize int, endOfStream bool) abi.Action {
 }
 
 // statusCode parses a :status value; 0 when it is not a 3-digit number.
-func statusCode(v []byte) int {
+func statusCode(v string) int {
 	if len(v) != 3 {
 		return 0
 	}

@@ -254,11 +254,13 @@ func (p *Plan) pass(dst, body []byte, emit, dropSO bool) ([]byte, passState, err
 // keyIs reports whether the raw key (quotes included) is name; a key without
 // escapes is told apart by its length first, without a call.
 func keyIs(key []byte, escaped bool, name string) bool {
-	if !escaped {
-		return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
+	if escaped {
+		return escapedKeyIs(key, name)
 	}
-	return rawjson.EqualString(key, true, name)
+	return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
 }
+
+func escapedKeyIs(key []byte, name string) bool { return rawjson.EqualString(key, true, name) }
 
 // overrides reports whether the configuration sets the member with this raw key.
 func (p *Plan) overrides(key []byte, escaped bool) bool {

@@ -26,6 +26,14 @@ const (
 	responseChunk = 32 << 10
 )
 
+// Read buffers, reused across requests: every chunk read into one is copied
+// (by the filters' streams, the upstream request or the response writer)
+// before the next read, and nothing keeps it once the request is done.
+var (
+	requestBufs  = sync.Pool{New: func() any { b := make([]byte, requestChunk); return &b }}
+	responseBufs = sync.Pool{New: func() any { b := make([]byte, responseChunk); return &b }}
+)
+
 // errReset ends a stream without a (further) response: the client went away,
 // or the stream is reset as Envoy resets it once the response has started.
 var errReset = errors.New("stream reset")
@@ -156,20 +164,21 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	defer context.AfterFunc(g.cut, cancel)()
 	x := &exchange{
-		g:           g,
-		l:           l,
-		w:           w,
-		r:           r,
-		ctx:         ctx,
-		limit:       l.cfg.BufferLimit,
-		streams:     make([]*harness.Stream, n),
-		allowStop:   make([]bool, n),
-		seenLocal:   make([]bool, n),
-		reqPending:  make([]int, n),
-		respPending: make([]int, n),
-		reqHold:     n,
-		respHold:    -1,
-		start:       start,
+		g:        g,
+		l:        l,
+		w:        w,
+		r:        r,
+		ctx:      ctx,
+		limit:    l.cfg.BufferLimit,
+		streams:  make([]*harness.Stream, n),
+		reqHold:  n,
+		respHold: -1,
+		start:    start,
+	}
+	if n > 0 {
+		flags, pending := make([]bool, 2*n), make([]int, 2*n)
+		x.allowStop, x.seenLocal = flags[:n:n], flags[n:]
+		x.reqPending, x.respPending = pending[:n:n], pending[n:]
 	}
 	for i, p := range plugins {
 		x.streams[i] = p.NewStream()
@@ -280,7 +289,9 @@ func (x *exchange) run() error {
 	// at once.
 	x.holdHeaders = resp.ContentLength > 0 && resp.ContentLength <= coalesceLimit
 	eos := resp.Body == http.NoBody || x.r.Method == http.MethodHead
-	src := &readerSource{r: resp.Body, buf: make([]byte, responseChunk)}
+	bp := responseBufs.Get().(*[]byte)
+	defer responseBufs.Put(bp)
+	src := &readerSource{r: resp.Body, buf: *bp}
 	err = x.encode(responseHeaders(resp), eos, src)
 	if err != nil && x.timedOut.Load() && !x.wroteHeaders {
 		return x.writeDirect(timeoutReply())
@@ -366,7 +377,9 @@ func (x *exchange) decode() (*localReply, error) {
 	if rep, err := x.requestHeaders(0, hs, eos); rep != nil || err != nil || eos {
 		return rep, err
 	}
-	buf := make([]byte, requestChunk)
+	bp := requestBufs.Get().(*[]byte)
+	defer requestBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := x.r.Body.Read(buf)
 		x.bytesIn += int64(n)
