@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"time"
 	"unsafe"
 
 	"ai-proxy/filter/apierror"
@@ -122,7 +121,7 @@ func (s *Stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) abi.Act
 		}
 	}
 	if !s.respSSE {
-		s.firstToken = time.Since(s.start)
+		s.firstToken = s.start.Since()
 	}
 	if endOfStream {
 		s.finishRoute()
@@ -140,7 +139,7 @@ func (s *Stream) OnHttpResponseBody(bodySize int, endOfStream bool) abi.Action {
 		if err == nil {
 			if s.respSSE {
 				if s.usageStream.Feed(chunk) && s.firstToken == 0 {
-					s.firstToken = time.Since(s.start)
+					s.firstToken = s.start.Since()
 				}
 			} else if !s.respTooBig {
 				switch {
@@ -243,7 +242,7 @@ func (s *Stream) finishRouteJSON(body []byte) {
 
 // reportCallout reports a 2xx call-out answer (streamed or not).
 func (s *Stream) reportCallout(headers []abi.Header, body []byte) {
-	a := answer{ttft: time.Since(s.start)}
+	a := answer{ttft: s.start.Since()}
 	sse := false
 	for _, h := range headers {
 		if h[0] == "content-type" && isEventStream(h[1]) {

@@ -27,7 +27,7 @@ type Stream struct {
 	answered bool
 	// start is when the request headers arrived; callStart when the LLM
 	// call was dispatched (callout mode).
-	start, callStart time.Time
+	start, callStart proxywasm.Monotonic
 	info             shape.Info
 
 	// Route mode: forwarded is set once the request went on to the LLM;
@@ -48,7 +48,7 @@ var _ proxywasm.HttpContext = (*Stream)(nil)
 // in route mode it also points the request at the LLM.
 func (s *Stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) abi.Action {
 	p := s.plugin
-	s.start = time.Now()
+	s.start = proxywasm.Now()
 	var kind apierror.Kind
 	var err error
 	if p.cfg.Forward == config.ForwardRoute {
@@ -151,7 +151,7 @@ func (s *Stream) OnHttpRequestBody(bodySize int, endOfStream bool) abi.Action {
 	// proxy_http_call encodes the headers before it returns: one slice per VM serves.
 	headers := append(append(callHeaderBuf[:0], p.callHeaders...), s.clientHeaders...)
 	callHeaderBuf = headers[:0]
-	s.callStart = time.Now()
+	s.callStart = proxywasm.Now()
 	if _, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, headers, out, p.cfg.TimeoutMS, s.onLLMResponse); err != nil {
 		proxywasm.LogError("ai-proxy: call to cluster " + p.cfg.Cluster + " not dispatched: " + err.Error())
 		return s.fail(apierror.LLMUnreachable, "")
@@ -199,7 +199,7 @@ func (s *Stream) onLLMResponse(numHeaders, bodySize, _ int) {
 	}
 	p := s.plugin
 	if numHeaders == 0 {
-		elapsed := time.Since(s.callStart)
+		elapsed := s.callStart.Since()
 		timeout := time.Duration(p.cfg.TimeoutMS) * time.Millisecond
 		if elapsed >= timeout-timeout/20 {
 			s.fail(apierror.LLMTimeout, "")

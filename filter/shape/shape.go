@@ -219,28 +219,7 @@ func (p *Plan) pass(dst, body []byte, emit, dropSO bool) ([]byte, passState, err
 			return out, st, nil
 		}
 		i = ve
-		key, val := body[ks:ke], body[vs:ve]
-		switch {
-		case keyIs(key, escaped, "model"):
-			if val[0] == '"' {
-				st.modelRaw = val
-				_, st.modelEscaped, _ = rawjson.String(val, 0)
-			} else {
-				st.modelRaw = nil
-			}
-		case keyIs(key, escaped, "stream"):
-			st.clientStream = string(val) == "true"
-		case keyIs(key, escaped, "stream_options"):
-			st.soCount++
-			st.soCanonical = string(val) == `{"include_usage":true}`
-			if dropSO {
-				continue
-			}
-			if !p.overrides(key, escaped) {
-				st.soKept = true
-			}
-		}
-		if !emit || p.overrides(key, escaped) {
+		if !st.see(p, body[ks:ke], escaped, body[vs:ve], dropSO) || !emit {
 			continue
 		}
 		if n > 0 {
@@ -249,6 +228,36 @@ func (p *Plan) pass(dst, body []byte, emit, dropSO bool) ([]byte, passState, err
 		n++
 		out = append(out, body[ks:ve]...)
 	}
+}
+
+// see records what the member with this raw key and value tells about the
+// request, and reports whether the member is kept: not overridden by the
+// configuration, and not a stream_options that dropSO drops. (A small
+// function: in wasm the branches of a big loop body cost more.)
+func (st *passState) see(p *Plan, key []byte, escaped bool, val []byte, dropSO bool) (keep bool) {
+	switch {
+	case keyIs(key, escaped, "model"):
+		if val[0] == '"' {
+			st.modelRaw = val
+			_, st.modelEscaped, _ = rawjson.String(val, 0)
+		} else {
+			st.modelRaw = nil
+		}
+	case keyIs(key, escaped, "stream"):
+		st.clientStream = string(val) == "true"
+	case keyIs(key, escaped, "stream_options"):
+		st.soCount++
+		st.soCanonical = string(val) == `{"include_usage":true}`
+		if dropSO {
+			return false
+		}
+		if !p.overrides(key, escaped) {
+			st.soKept = true
+			return true
+		}
+		return false
+	}
+	return !p.overrides(key, escaped)
 }
 
 // keyIs reports whether the raw key (quotes included) is name; a key without
