@@ -97,6 +97,28 @@ func ReplaceBuffer(bt abi.BufferType, data []byte) error {
 
 // GetHeaders returns a copy of a header map.
 func GetHeaders(mt abi.MapType) ([]abi.Header, error) {
+	enc, err := headerMapScratch(mt)
+	if err != nil || enc == nil {
+		return nil, err
+	}
+	return abi.DecodeHeaders(enc)
+}
+
+// GetHeadersView is GetHeaders without copies: the headers are appended to
+// dst[:0] and their strings live in scratch memory, valid only until the next
+// host call that returns data (see GetBufferScratch). For a callback that
+// reads the map and keeps nothing.
+func GetHeadersView(mt abi.MapType, dst []abi.Header) ([]abi.Header, error) {
+	enc, err := headerMapScratch(mt)
+	if err != nil || enc == nil {
+		return dst[:0], err
+	}
+	return abi.DecodeHeadersView(dst, enc)
+}
+
+// headerMapScratch reads the encoded header map mt into scratch memory (nil
+// for an empty map).
+func headerMapScratch(mt abi.MapType) ([]byte, error) {
 	pp, np := retSlots()
 	useScratch = true
 	st := rawGetHeaderMapPairs(uint32(mt), pp, np)
@@ -108,26 +130,7 @@ func GetHeaders(mt abi.MapType) ([]abi.Header, error) {
 	if ptr == nil || n == 0 {
 		return nil, nil
 	}
-	return abi.DecodeHeaders(unsafe.Slice(ptr, int(n)))
-}
-
-// GetHeadersView is GetHeaders without copies: the headers are appended to
-// dst[:0] and their strings live in scratch memory, valid only until the next
-// host call that returns data (see GetBufferScratch). For a callback that
-// reads the map and keeps nothing.
-func GetHeadersView(mt abi.MapType, dst []abi.Header) ([]abi.Header, error) {
-	pp, np := retSlots()
-	useScratch = true
-	st := rawGetHeaderMapPairs(uint32(mt), pp, np)
-	ptr, n := returned()
-	useScratch = false
-	if err := statusErr(st); err != nil {
-		return dst[:0], err
-	}
-	if ptr == nil || n == 0 {
-		return dst[:0], nil
-	}
-	return abi.DecodeHeadersView(dst, unsafe.Slice(ptr, int(n)))
+	return unsafe.Slice(ptr, int(n)), nil
 }
 
 // GetHeader returns the value of one header; ErrNotFound when absent.

@@ -4,9 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-
 	"ai-proxy/filter/config"
 	"ai-proxy/filter/shape"
 	"ai-proxy/filter/shape/shapetest"
@@ -46,32 +43,19 @@ func BenchmarkShapeNative(b *testing.B) {
 // and run by wazero, without any proxy-wasm plumbing around it.
 func BenchmarkShapeInWasm(b *testing.B) {
 	ctx := context.Background()
-	code, err := testutil.BuildWasmBytes("./testdata/wasmbench")
+	wb, err := testutil.NewWasmBench(ctx, "./testdata/wasmbench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := wazero.NewRuntime(ctx)
-	defer r.Close(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	compiled, err := r.CompileModule(ctx, code)
-	if err != nil {
-		b.Fatal(err)
-	}
+	defer wb.Close(ctx)
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
-			mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithStartFunctions("_initialize").WithName(""))
+			body := shapetest.ChatBody(sz.n)
+			mod, err := wb.Instance(ctx, body)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer mod.Close(ctx)
-			body := shapetest.ChatBody(sz.n)
-			res, err := mod.ExportedFunction("input_buffer").Call(ctx, uint64(len(body)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !mod.Memory().Write(uint32(res[0]), body) {
-				b.Fatal("write")
-			}
 			shapeFn := mod.ExportedFunction("shape_input")
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()

@@ -460,15 +460,7 @@ func usageMember(b []byte, i int) (end, key int, n int64) {
 		} else {
 			// Not a usual name: a plain one ends at its first stop.
 			key = keyOther
-			for s+8 <= len(b) {
-				if m := rawjson.StringStops(rawjson.Word(b, s)); m != 0 {
-					if s += bits.TrailingZeros64(m) >> 3; b[s] == '"' {
-						end = s + 1
-					}
-					break
-				}
-				s += 8
-			}
+			end = plainEnd(b, s)
 		}
 	}
 	if end < 0 {
@@ -487,6 +479,23 @@ func (n *name) str() string {
 		return ""
 	}
 	return n.s
+}
+
+// plainEnd returns the index just past the closing quote of the string whose
+// content starts at b[s] when that content is plain (no escape, no control
+// byte) and a whole word is left to read at each step; else -1, for the
+// general scan.
+func plainEnd(b []byte, s int) int {
+	for s+8 <= len(b) {
+		if m := rawjson.StringStops(rawjson.Word(b, s)); m != 0 {
+			if s += bits.TrailingZeros64(m) >> 3; b[s] == '"' {
+				return s + 1
+			}
+			return -1
+		}
+		s += 8
+	}
+	return -1
 }
 
 // memberKey reads the key of a usage member, the JSON string that opens at
@@ -750,15 +759,7 @@ func detailMember(b []byte, i int, want *name) (end int, match bool, n int64) {
 			rawjson.Word(b, s+want.o1) == want.w[1] && rawjson.Word(b, s+want.o2) == want.w[2] && rawjson.Word(b, s+want.o3) == want.w[3] {
 			end, match = q+1, true
 		} else {
-			for s+8 <= len(b) {
-				if m := rawjson.StringStops(rawjson.Word(b, s)); m != 0 {
-					if s += bits.TrailingZeros64(m) >> 3; b[s] == '"' {
-						end = s + 1
-					}
-					break
-				}
-				s += 8
-			}
+			end = plainEnd(b, s)
 		}
 	}
 	if end < 0 {

@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-
 	"ai-proxy/harness/testutil"
 )
 
@@ -68,28 +65,15 @@ func BenchmarkFromResponseNative(b *testing.B) {
 // 6.7 µs with a 4 KB content string, 8.0 µs with the details objects.)
 func BenchmarkFromResponseWasm(b *testing.B) {
 	ctx := context.Background()
-	code, err := testutil.BuildWasmBytes("./testdata/wasmbench")
+	wb, err := testutil.NewWasmBench(ctx, "./testdata/wasmbench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := wazero.NewRuntime(ctx)
-	defer r.Close(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	compiled, err := r.CompileModule(ctx, code)
-	if err != nil {
-		b.Fatal(err)
-	}
+	defer wb.Close(ctx)
 	for _, bb := range benchBodies {
-		mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithStartFunctions("_initialize").WithName(""))
+		mod, err := wb.Instance(ctx, []byte(bb.body))
 		if err != nil {
 			b.Fatal(err)
-		}
-		res, err := mod.ExportedFunction("input_buffer").Call(ctx, uint64(len(bb.body)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if !mod.Memory().Write(uint32(res[0]), []byte(bb.body)) {
-			b.Fatal("write")
 		}
 		// Both must agree before they are timed.
 		var digests []uint64
