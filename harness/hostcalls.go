@@ -730,7 +730,7 @@ func hostGetProperty(vm *VM, p []uint64) abi.Status {
 	}
 	key := vm.propertyKey(path)
 	if s := vm.cur.stream; s != nil {
-		if v, ok := s.props[string(key)]; ok {
+		if v := s.props.get(string(key)); v != nil {
 			return vm.copyOut(v, p[2], p[3])
 		}
 	}
@@ -755,19 +755,7 @@ func hostSetProperty(vm *VM, p []uint64) abi.Status {
 	key := vm.internKey(vm.propertyKey(path))
 	switch {
 	case vm.cur.stream != nil:
-		s := vm.cur.stream
-		if s.props == nil {
-			s.props = make(map[string][]byte, 8)
-		}
-		// Values share one arena per stream: a filter sets several small
-		// properties per request. A full arena is replaced, not grown, so
-		// the values already handed out stay as they are.
-		if cap(s.propArena)-len(s.propArena) < len(val) {
-			s.propArena = make([]byte, 0, max(256, len(val)))
-		}
-		start := len(s.propArena)
-		s.propArena = append(s.propArena, val...)
-		s.props[key] = s.propArena[start:len(s.propArena):len(s.propArena)]
+		vm.cur.stream.props.set(key, val)
 	case vm.cur.plugin != nil:
 		pl := vm.cur.plugin
 		if pl.props == nil {

@@ -196,7 +196,7 @@ func TestAPISIXBodyNeedsProperty(t *testing.T) {
 	vm, s := newTestStream(t, Env{Profile: ProfileAPISIX}, "{}")
 	s.SendRequestHeaders(request("buffer"), false)
 	vm.mu.Lock()
-	s.props["wasm_process_req_body"] = nil
+	s.props.set("wasm_process_req_body", nil)
 	vm.mu.Unlock()
 	if a := s.SendRequestBody([]byte("ab"), true); a != abi.ActionContinue {
 		t.Fatalf("action = %v, want Continue without a guest call", a)

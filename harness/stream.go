@@ -60,8 +60,7 @@ type Stream struct {
 	reqHeaders, reqTrailers   []abi.Header
 	respHeaders, respTrailers []abi.Header
 	reqBody, respBody         []byte
-	props                     map[string][]byte
-	propArena                 []byte // backing of the props values (hostSetProperty)
+	props                     streamProps
 
 	local   *LocalResponse
 	resumed [2]bool // by abi.StreamHTTPRequest / abi.StreamHTTPResponse
@@ -179,7 +178,7 @@ func (s *Stream) SendRequestBody(chunk []byte, endOfStream bool) abi.Action {
 		return a
 	}
 	if vm.env.Profile == ProfileAPISIX {
-		if len(s.props["wasm_process_req_body"]) == 0 {
+		if len(s.props.get("wasm_process_req_body")) == 0 {
 			return abi.ActionContinue
 		}
 		if !endOfStream {
@@ -215,7 +214,7 @@ func (s *Stream) SendResponseBody(chunk []byte, endOfStream bool) abi.Action {
 		return a
 	}
 	if vm.env.Profile == ProfileAPISIX {
-		if len(s.props["wasm_process_resp_body"]) == 0 {
+		if len(s.props.get("wasm_process_resp_body")) == 0 {
 			return abi.ActionContinue
 		}
 		vm.streamCall(s, phaseResponseBody, uint64(len(s.respBody)), b2u(endOfStream))
@@ -338,9 +337,9 @@ func (s *Stream) Signal() <-chan struct{} { return s.signal }
 func (s *Stream) Properties() map[string][]byte {
 	s.vm.mu.Lock()
 	defer s.vm.mu.Unlock()
-	out := make(map[string][]byte, len(s.props))
-	for k, v := range s.props {
-		out[k] = v
+	out := make(map[string][]byte, len(s.props.kv))
+	for _, p := range s.props.kv {
+		out[p.key] = p.val
 	}
 	return out
 }
@@ -363,4 +362,53 @@ func (s *Stream) Done() {
 		}
 	}
 	delete(vm.streams, s.id)
+}
+
+// streamProps are the properties a guest set on a stream: a few per request,
+// so a list (its first entries and the first bytes of the values inside the
+// Stream) serves better than a map.
+type streamProps struct {
+	kv       []prop
+	kvBuf    [8]prop
+	arena    []byte // backing of the values
+	arenaBuf [192]byte
+}
+
+type prop struct {
+	key string
+	val []byte
+}
+
+// get returns the value of key, nil when unset.
+func (ps *streamProps) get(key string) []byte {
+	for _, p := range ps.kv {
+		if p.key == key {
+			return p.val
+		}
+	}
+	return nil
+}
+
+// set sets key to a copy of val. The values share an arena; a full arena is
+// replaced, not grown, so the values handed out stay as they are.
+func (ps *streamProps) set(key string, val []byte) {
+	if ps.arena == nil {
+		ps.arena = ps.arenaBuf[:0]
+	}
+	if cap(ps.arena)-len(ps.arena) < len(val) {
+		ps.arena = make([]byte, 0, max(256, len(val)))
+	}
+	start := len(ps.arena)
+	ps.arena = append(ps.arena, val...)
+	v := ps.arena[start:len(ps.arena):len(ps.arena)]
+	for i := range ps.kv {
+		if ps.kv[i].key == key {
+			ps.kv[i].val = v
+			return
+		}
+	}
+	if ps.kv == nil {
+		ps.kv = ps.kvBuf[:0]
+	}
+	ps.kv = append(ps.kv, prop{key, v})
 }

@@ -107,12 +107,14 @@ type exchange struct {
 	streams []*harness.Stream
 	limit   int
 
-	allowStop   []bool // the filter's allow_on_headers_stop_iteration
-	seenLocal   []bool // a filter's local response has been taken
-	reqPending  []int  // request bytes buffered at each filter
-	respPending []int  // response bytes buffered at each filter
-	reqHold     int    // filter holding the request headers (StopIteration); len(streams) once they reached the router
-	respHold    int    // filter holding the response headers; -1 when none
+	flagsBuf    [4]bool // backing of allowStop and seenLocal for up to 2 filters
+	pendingBuf  [4]int  // backing of reqPending and respPending for up to 2 filters
+	allowStop   []bool  // the filter's allow_on_headers_stop_iteration
+	seenLocal   []bool  // a filter's local response has been taken
+	reqPending  []int   // request bytes buffered at each filter
+	respPending []int   // response bytes buffered at each filter
+	reqHold     int     // filter holding the request headers (StopIteration); len(streams) once they reached the router
+	respHold    int     // filter holding the response headers; -1 when none
 
 	// router state
 	route     *bootstrap.Route
@@ -176,7 +178,13 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start:    start,
 	}
 	if n > 0 {
-		flags, pending := make([]bool, 2*n), make([]int, 2*n)
+		var flags []bool
+		var pending []int
+		if 2*n <= len(x.flagsBuf) {
+			flags, pending = x.flagsBuf[:2*n], x.pendingBuf[:2*n]
+		} else {
+			flags, pending = make([]bool, 2*n), make([]int, 2*n)
+		}
 		x.allowStop, x.seenLocal = flags[:n:n], flags[n:]
 		x.reqPending, x.respPending = pending[:n:n], pending[n:]
 	}

@@ -6,7 +6,7 @@
 //	aibench [-gateway build/gateway] [-wasm build/ai-proxy.wasm]
 //	        [-shape-wasm build/wasmbench.wasm] [-out build/bench.json]
 //	        [-workers 2] [-concurrency 16] [-phases LIST] [-quick]
-//	        [-inprocess] [-only LISTENER] [-cpuprofile FILE] [-strict]
+//	        [-inprocess] [-only LISTENER] [-cpuprofile FILE] [-memprofile FILE] [-strict]
 //	aibench -guest-profile MODULE
 //
 // The gateway figures come from the build/gateway process (its own cores,
@@ -63,6 +63,7 @@ type options struct {
 	workers    int
 	inprocess  bool
 	cpuprofile string
+	memprofile string
 	strict     bool
 	phases     map[string]bool
 	guestProf  string // a module to profile instead of benchmarking
@@ -128,6 +129,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if o.memprofile != "" {
+		runtime.MemProfileRate = 1
+		defer func() {
+			if err := writeHeapProfile(o.memprofile); err != nil {
+				fmt.Fprintf(stderr, "aibench: %v\n", err)
+			}
+		}()
+	}
 	b := &bench{o: o, log: stderr, rep: &report.Report{}}
 	start := time.Now()
 	runErr := b.run(ctx)
@@ -172,6 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 2, "the gateway's -workers")
 	fs.BoolVar(&o.inprocess, "inprocess", false, "run the gateway in this process (for -cpuprofile; RSS figures are then this process's)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to `file`")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of this process to `file` at the end (every allocation sampled)")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.only, "only", "", "run the throughput phase on this `listener` only (plain, route or callout; for -cpuprofile), without figures")
 	fs.StringVar(&o.guestProf, "guest-profile", "", "only profile the callout request inside `module` (built without -s for runtime names) with a wazero function listener, and print the breakdown")
@@ -328,4 +338,15 @@ func (b *bench) run(ctx context.Context) error {
 		b.logf("%s done in %v", p.name, time.Since(t).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// writeHeapProfile writes the allocation profile (alloc_objects and
+// alloc_space cover the whole run) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }
