@@ -45,8 +45,9 @@ const includeUsage = `"stream_options":{"include_usage":true}`
 // immutable after NewPlan and safe for concurrent use.
 type Plan struct {
 	model string
-	// keys are the client keys the configuration overwrites.
-	keys []string
+	// quotedKeys are the client keys the configuration overwrites, quoted
+	// as JSON writes a key without escapes (see keyIs).
+	quotedKeys []string
 	// members is `"model":"m","k1":v1,...`: the configured members, encoded.
 	members []byte
 	// streamSet: the configuration sets "stream"; stream: to true.
@@ -78,7 +79,7 @@ func NewPlan(model string, options []config.Option) *Plan {
 	}
 	p.model = model
 	if model != "" {
-		p.keys = append(p.keys, "model")
+		p.quotedKeys = append(p.quotedKeys, `"model"`)
 		p.members = rawjson.AppendString(p.members, "model")
 		p.members = append(p.members, ':')
 		p.members = rawjson.AppendString(p.members, model)
@@ -90,7 +91,7 @@ func NewPlan(model string, options []config.Option) *Plan {
 		if len(p.members) > 0 {
 			p.members = append(p.members, ',')
 		}
-		p.keys = append(p.keys, o.Key)
+		p.quotedKeys = append(p.quotedKeys, `"`+o.Key+`"`)
 		p.members = rawjson.AppendString(p.members, o.Key)
 		p.members = append(p.members, ':')
 		p.members = append(p.members, o.Raw...)
@@ -236,16 +237,16 @@ func (p *Plan) pass(dst, body []byte, emit, dropSO bool) ([]byte, passState, err
 // function: in wasm the branches of a big loop body cost more.)
 func (st *passState) see(p *Plan, key []byte, escaped bool, val []byte, dropSO bool) (keep bool) {
 	switch {
-	case keyIs(key, escaped, "model"):
+	case keyIs(key, escaped, `"model"`):
 		if val[0] == '"' {
 			st.modelRaw = val
 			_, st.modelEscaped, _ = rawjson.String(val, 0)
 		} else {
 			st.modelRaw = nil
 		}
-	case keyIs(key, escaped, "stream"):
+	case keyIs(key, escaped, `"stream"`):
 		st.clientStream = string(val) == "true"
-	case keyIs(key, escaped, "stream_options"):
+	case keyIs(key, escaped, `"stream_options"`):
 		st.soCount++
 		st.soCanonical = string(val) == `{"include_usage":true}`
 		if dropSO {
@@ -260,20 +261,27 @@ func (st *passState) see(p *Plan, key []byte, escaped bool, val []byte, dropSO b
 	return !p.overrides(key, escaped)
 }
 
-// keyIs reports whether the raw key (quotes included) is name; a key without
-// escapes is told apart by its length first, without a call.
-func keyIs(key []byte, escaped bool, name string) bool {
+// keyIs reports whether the raw key is quoted (a key as written without
+// escapes, quotes included): one comparison, inlined, unless the key has
+// escapes.
+func keyIs(key []byte, escaped bool, quoted string) bool {
 	if escaped {
-		return escapedKeyIs(key, name)
+		return escapedKeyIs(key, quoted)
 	}
-	return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
+	return string(key) == quoted
 }
 
-func escapedKeyIs(key []byte, name string) bool { return rawjson.EqualString(key, true, name) }
+// escapedKeyIs is the rare case of keyIs, kept out of line so that keyIs
+// itself is inlined.
+//
+//go:noinline
+func escapedKeyIs(key []byte, quoted string) bool {
+	return rawjson.EqualString(key, true, quoted[1:len(quoted)-1])
+}
 
 // overrides reports whether the configuration sets the member with this raw key.
 func (p *Plan) overrides(key []byte, escaped bool) bool {
-	for _, k := range p.keys {
+	for _, k := range p.quotedKeys {
 		if keyIs(key, escaped, k) {
 			return true
 		}
