@@ -376,7 +376,9 @@ func onRequestHeaders(ctx, n, eos uint32) uint32 {
 		setHeader(mapRequest, "x-shared-status", itoa(s1)+","+itoa(s2)+","+itoa(s3)+","+itoa(s4)+","+got)
 		return 0
 	case "sleep":
-		time.Sleep(2 * time.Millisecond)
+		// Long enough that the timer has not fired when the runtime looks for
+		// work, even on a loaded machine: it must then wait in poll_oneoff.
+		time.Sleep(50 * time.Millisecond)
 		return 0
 	case "buffer", "callbody":
 		if eos == 0 {
