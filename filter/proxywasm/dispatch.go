@@ -11,11 +11,12 @@ import (
 // touch it, one at a time.
 var (
 	roots   = map[uint32]RootContext{}
-	streams = map[uint32]*stream{}
+	streams streamTable
 	callout = map[uint32]pendingCall{}
 )
 
 type stream struct {
+	id     uint32
 	ctx    HttpContext
 	rootID uint32
 	done   bool
@@ -48,8 +49,8 @@ func onContextCreate(contextID, parentID uint32) {
 		return
 	}
 	s := newStream()
-	s.rootID = parentID
-	streams[contextID] = s
+	s.id, s.rootID = contextID, parentID
+	streams.put(s)
 	defer func() { streamPanic(contextID, recover()) }()
 	s.ctx = root.NewHttpContext(contextID)
 }
@@ -94,8 +95,8 @@ func onTick(rootID uint32) {
 // missing or finished stream continues.
 func streamCallback(contextID uint32, f func(HttpContext) abi.Action) (action abi.Action) {
 	currentContext = contextID
-	s, ok := streams[contextID]
-	if !ok || s.ctx == nil {
+	s := streams.get(contextID)
+	if s == nil || s.ctx == nil {
 		return abi.ActionContinue
 	}
 	defer func() {
@@ -113,11 +114,12 @@ func onHttpCallResponse(rootID, calloutID uint32, numHeaders, bodySize, numTrail
 		return
 	}
 	delete(callout, calloutID)
-	if s, ok := streams[c.contextID]; ok {
+	s := streams.get(c.contextID)
+	if s != nil {
 		s.forgetCall(calloutID)
 	}
 	if c.contextID != rootID {
-		if _, live := streams[c.contextID]; !live {
+		if s == nil {
 			return // the stream ended while the call was in flight
 		}
 		if err := SetEffectiveContext(c.contextID); err != nil {
@@ -134,8 +136,8 @@ func onHttpCallResponse(rootID, calloutID uint32, numHeaders, bodySize, numTrail
 
 func onLog(contextID uint32) {
 	currentContext = contextID
-	s, ok := streams[contextID]
-	if !ok || s.done || s.ctx == nil {
+	s := streams.get(contextID)
+	if s == nil || s.done || s.ctx == nil {
 		return
 	}
 	s.done = true
@@ -144,12 +146,12 @@ func onLog(contextID uint32) {
 }
 
 func onDelete(contextID uint32) {
-	if s, ok := streams[contextID]; ok {
+	if s := streams.get(contextID); s != nil {
 		// Calls still in flight are dropped: a host may never answer them.
 		for _, id := range s.calls {
 			delete(callout, id)
 		}
-		delete(streams, contextID)
+		streams.remove(s)
 		if d, ok := s.ctx.(HttpContextDeleter); ok {
 			func() {
 				defer func() { rootPanic("proxy_on_delete", recover()) }()
@@ -166,6 +168,45 @@ func onDelete(contextID uint32) {
 			delete(callout, id)
 		}
 	}
+}
+
+// streamTable finds live streams by context id. Hosts number contexts upward
+// from 1, so a slot per id modulo the table's size finds almost every stream
+// in one probe, with no hashing; an id whose slot another live stream holds
+// goes to the overflow map.
+type streamTable struct {
+	slots    [1024]*stream
+	overflow map[uint32]*stream
+}
+
+func (t *streamTable) get(id uint32) *stream {
+	if s := t.slots[id%uint32(len(t.slots))]; s != nil && s.id == id {
+		return s
+	}
+	if len(t.overflow) == 0 {
+		return nil
+	}
+	return t.overflow[id]
+}
+
+func (t *streamTable) put(s *stream) {
+	slot := &t.slots[s.id%uint32(len(t.slots))]
+	if *slot == nil {
+		*slot = s
+		return
+	}
+	if t.overflow == nil {
+		t.overflow = map[uint32]*stream{}
+	}
+	t.overflow[s.id] = s
+}
+
+func (t *streamTable) remove(s *stream) {
+	if slot := &t.slots[s.id%uint32(len(t.slots))]; *slot == s {
+		*slot = nil
+		return
+	}
+	delete(t.overflow, s.id)
 }
 
 // freeStreams are the records of deleted streams, reused by the next ones:
@@ -223,7 +264,7 @@ func streamPanic(contextID uint32, r any) bool {
 		return false
 	}
 	LogCritical("stream " + strconv.FormatUint(uint64(contextID), 10) + ": panic: " + panicText(r) + "\n" + stack())
-	if s, ok := streams[contextID]; ok {
+	if s := streams.get(contextID); s != nil {
 		s.ctx = nil // the context's state is unknown now: no more callbacks
 	}
 	func() {

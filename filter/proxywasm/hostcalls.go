@@ -213,7 +213,7 @@ func DispatchHttpCall(upstream string, headers []abi.Header, body []byte, timeou
 	}
 	id := retID
 	callout[id] = pendingCall{contextID: currentContext, fn: fn}
-	if s, ok := streams[currentContext]; ok {
+	if s := streams.get(currentContext); s != nil {
 		s.calls = append(s.calls, id)
 	}
 	return id, nil
