@@ -468,7 +468,9 @@ func (x *exchange) requestData(from int, chunk []byte, eos bool) (*localReply, e
 			}
 		}
 	}
-	x.routeData(chunk, eos)
+	// A chunk that went through a filter is the gateway's own (Take*Body
+	// hands it over); one read from the client lives in a reused buffer.
+	x.routeData(chunk, eos, from < len(x.streams))
 	return nil, nil
 }
 
@@ -510,7 +512,7 @@ func (x *exchange) routeHeaders(hs []abi.Header, eos bool) *localReply {
 // routeData is the router receiving body bytes. It buffers up to the buffer
 // limit so that the upstream request carries the body's real Content-Length;
 // a larger body is streamed to the upstream as it arrives.
-func (x *exchange) routeData(chunk []byte, eos bool) {
+func (x *exchange) routeData(chunk []byte, eos, owned bool) {
 	if x.pw != nil {
 		if len(chunk) > 0 {
 			x.pw.Write(chunk) // an error means the upstream request ended; its result says why
@@ -521,7 +523,11 @@ func (x *exchange) routeData(chunk []byte, eos bool) {
 		}
 		return
 	}
-	x.upBody = append(x.upBody, chunk...)
+	if owned && x.upBody == nil {
+		x.upBody = chunk
+	} else {
+		x.upBody = append(x.upBody, chunk...)
+	}
 	if eos {
 		x.armTimeout()
 		return
