@@ -168,6 +168,8 @@ metrics.go):
 	func (s *Stream) SendResponseBody(chunk []byte, endOfStream bool) abi.Action
 	func (s *Stream) RequestHeaders() []abi.Header   // as the guest left them
 	func (s *Stream) ResponseHeaders() []abi.Header
+	func (s *Stream) AppendRequestHeaders(dst []abi.Header) []abi.Header  // the same into a reused buffer
+	func (s *Stream) AppendResponseHeaders(dst []abi.Header) []abi.Header
 	func (s *Stream) RequestBody() []byte            // buffered, as the guest left it (copy)
 	func (s *Stream) ResponseBody() []byte
 	func (s *Stream) TakeRequestBody() []byte        // returns and empties the buffer

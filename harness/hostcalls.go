@@ -450,19 +450,22 @@ func hostReplaceHeaderMapValue(vm *VM, p []uint64) abi.Status {
 	m := *hs
 	found := false
 	out := m[:0]
+	// Filters set the same values on every request (an endpoint, a
+	// credential): short ones are interned rather than copied each time.
+	v := vm.internValue(val)
 	for _, h := range m {
 		if equalFold(h[0], key) {
 			if found {
 				continue
 			}
 			found = true
-			h[1] = string(val)
+			h[1] = v
 		}
 		out = append(out, h)
 	}
 	clear(m[len(out):])
 	if !found {
-		out = append(out, abi.Header{string(key), string(val)})
+		out = append(out, abi.Header{vm.internKey(key), v})
 	}
 	*hs = out
 	return abi.StatusOK
@@ -662,11 +665,12 @@ func (vm *VM) propertyKey(path []byte) []byte {
 	return k
 }
 
-// maxInternedKeys bounds the property keys a VM interns; the guest chooses
-// them, so past this many a key is a new string each time.
+// maxInternedKeys bounds the strings (property keys, header names and short
+// values) a VM interns; the guest chooses them, so past this many a string is
+// a new one each time.
 const maxInternedKeys = 1024
 
-// internKey returns key as a string, shared by every set of the same key.
+// internKey returns key as a string, shared by every use of the same bytes.
 func (vm *VM) internKey(key []byte) string {
 	if k, ok := vm.keys[string(key)]; ok {
 		return k
@@ -679,6 +683,18 @@ func (vm *VM) internKey(key []byte) string {
 		vm.keys[k] = k
 	}
 	return k
+}
+
+// maxInternedValue is the longest header value internValue shares.
+const maxInternedValue = 256
+
+// internValue is internKey for a header value: shared when short, a new
+// string otherwise.
+func (vm *VM) internValue(val []byte) string {
+	if len(val) > maxInternedValue {
+		return string(val)
+	}
+	return vm.internKey(val)
 }
 
 // builtinProperty answers the properties the host knows itself.

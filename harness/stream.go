@@ -243,6 +243,22 @@ func (s *Stream) RequestHeaders() []abi.Header {
 	return copyHeaders(s.reqHeaders)
 }
 
+// AppendRequestHeaders appends the request headers, as the guest left them,
+// to dst and returns the result: RequestHeaders into a buffer the caller
+// reuses.
+func (s *Stream) AppendRequestHeaders(dst []abi.Header) []abi.Header {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return append(dst, s.reqHeaders...)
+}
+
+// AppendResponseHeaders is AppendRequestHeaders for the response headers.
+func (s *Stream) AppendResponseHeaders(dst []abi.Header) []abi.Header {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return append(dst, s.respHeaders...)
+}
+
 // RequestTrailers returns the request trailers as the guest left them (a copy).
 func (s *Stream) RequestTrailers() []abi.Header {
 	s.vm.mu.Lock()

@@ -132,7 +132,7 @@ type VM struct {
 	mstack  [1]uint64         // proxy_on_memory_allocate, called from inside host calls
 	scratch []byte            // encoded header maps, header values
 	keybuf  []byte            // property paths
-	keys    map[string]string // interned property keys (internKey)
+	keys    map[string]string // interned strings (internKey)
 
 	nextID   uint32
 	plugins  map[uint32]*Plugin

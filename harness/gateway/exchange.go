@@ -107,14 +107,17 @@ type exchange struct {
 	streams []*harness.Stream
 	limit   int
 
-	flagsBuf    [4]bool // backing of allowStop and seenLocal for up to 2 filters
-	pendingBuf  [4]int  // backing of reqPending and respPending for up to 2 filters
-	allowStop   []bool  // the filter's allow_on_headers_stop_iteration
-	seenLocal   []bool  // a filter's local response has been taken
-	reqPending  []int   // request bytes buffered at each filter
-	respPending []int   // response bytes buffered at each filter
-	reqHold     int     // filter holding the request headers (StopIteration); len(streams) once they reached the router
-	respHold    int     // filter holding the response headers; -1 when none
+	// Backing of the header lists the filters pass on (each filter's
+	// stream copies what it is given, so one buffer per side serves).
+	reqHeaderBuf, respHeaderBuf [16]abi.Header
+	flagsBuf                    [4]bool // backing of allowStop and seenLocal for up to 2 filters
+	pendingBuf                  [4]int  // backing of reqPending and respPending for up to 2 filters
+	allowStop                   []bool  // the filter's allow_on_headers_stop_iteration
+	seenLocal                   []bool  // a filter's local response has been taken
+	reqPending                  []int   // request bytes buffered at each filter
+	respPending                 []int   // response bytes buffered at each filter
+	reqHold                     int     // filter holding the request headers (StopIteration); len(streams) once they reached the router
+	respHold                    int     // filter holding the response headers; -1 when none
 
 	// router state
 	route     *bootstrap.Route
@@ -427,7 +430,7 @@ func (x *exchange) requestHeaders(from int, hs []abi.Header, eos bool) (*localRe
 				return rep, err
 			}
 		}
-		hs = s.RequestHeaders()
+		hs = s.AppendRequestHeaders(x.reqHeaderBuf[:0])
 	}
 	x.reqHold = len(x.streams)
 	return x.routeHeaders(hs, eos), nil
@@ -733,7 +736,7 @@ func (x *exchange) responseHeaders(from int, hs []abi.Header, eos bool) error {
 				return err
 			}
 		}
-		hs = s.ResponseHeaders()
+		hs = s.AppendResponseHeaders(x.respHeaderBuf[:0])
 	}
 	x.respHold = -1
 	x.writeHeaders(hs)
