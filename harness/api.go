@@ -179,6 +179,7 @@ metrics.go):
 	func (s *Stream) Signal() <-chan struct{}        // receives after proxy_continue_stream, proxy_close_stream or a local response
 	func (s *Stream) Properties() map[string][]byte  // proxy_set_property values (copy); key = path segments joined by "."
 	func (s *Stream) Done()                          // proxy_on_log, proxy_on_done, proxy_on_delete (idempotent)
+	func (s *Stream) Release()                       // after Done: the VM may reuse the stream
 
 	type Metrics struct{...}
 	func NewMetrics() *Metrics

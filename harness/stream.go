@@ -31,7 +31,11 @@ func (p *Plugin) NewStream() *Stream {
 	vm := p.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	s := &Stream{vm: vm, plugin: p, id: vm.newID(), signal: make(chan struct{}, 1)}
+	s := vm.reuseStream()
+	if s == nil {
+		s = &Stream{signal: make(chan struct{}, 1)}
+	}
+	s.vm, s.plugin, s.id = vm, p, vm.newID()
 	vm.streams[s.id] = s
 	if vm.broken {
 		vm.failStream(s)
@@ -68,6 +72,44 @@ type Stream struct {
 	done    bool
 	calls   int // proxy_http_call made from this stream and not answered yet
 	signal  chan struct{}
+}
+
+// maxFreeStreams bounds the released streams a VM keeps for reuse.
+const maxFreeStreams = 256
+
+// Release hands a finished stream back to its VM, which reuses it (and its
+// header lists and signal channel) for a later NewStream: an embedder that
+// creates a stream per request saves their allocations. The embedder must
+// not touch s afterwards. A stream not done yet, or with call-outs still in
+// flight (their answers refer to it), is left to the garbage collector.
+func (s *Stream) Release() {
+	vm := s.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if !s.done || s.calls != 0 || len(vm.freeStreams) >= maxFreeStreams {
+		return
+	}
+	vm.freeStreams = append(vm.freeStreams, s)
+}
+
+// reuseStream takes a released stream and clears it, keeping the capacity
+// of its header lists and its (drained) signal channel; nil when there is
+// none. The VM lock is held.
+func (vm *VM) reuseStream() *Stream {
+	n := len(vm.freeStreams)
+	if n == 0 {
+		return nil
+	}
+	s := vm.freeStreams[n-1]
+	vm.freeStreams[n-1] = nil
+	vm.freeStreams = vm.freeStreams[:n-1]
+	reqHeaders, respHeaders, signal := s.reqHeaders[:0], s.respHeaders[:0], s.signal
+	select {
+	case <-signal:
+	default:
+	}
+	*s = Stream{reqHeaders: reqHeaders, respHeaders: respHeaders, signal: signal}
+	return s
 }
 
 // ID is the stream's context id.

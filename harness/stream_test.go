@@ -532,3 +532,65 @@ func TestLogLevelAndRing(t *testing.T) {
 		t.Fatalf("ring holds %d lines from %q to %q", len(logs), logs[0].Message, logs[len(logs)-1].Message)
 	}
 }
+
+// A released stream comes back from NewStream cleared; one not done, or
+// with a call-out in flight, is not reused.
+func TestReleasedStreamIsReusedClean(t *testing.T) {
+	vm := newTestVM(t, Env{Profile: ProfileEnvoy})
+	p := startPlugin(t, vm, "{}")
+
+	s1 := p.NewStream()
+	s1.SendRequestHeaders(request("local"), true)
+	if s1.LocalResponse() == nil || len(s1.Properties()) == 0 {
+		t.Fatalf("setup: local %v, properties %v", s1.LocalResponse(), s1.Properties())
+	}
+	oldID := s1.ID()
+	s1.Release() // not done: ignored
+	if s := p.NewStream(); s == s1 {
+		t.Fatal("a stream released before Done was reused")
+	} else {
+		s.Done()
+	}
+	s1.Done()
+	s1.Release()
+
+	s2 := p.NewStream()
+	if s2 != s1 {
+		t.Fatal("a released stream was not reused")
+	}
+	if s2.ID() == oldID || s2.LocalResponse() != nil || len(s2.Properties()) != 0 || len(s2.RequestHeaders()) != 0 {
+		t.Fatalf("reused stream not cleared: id %d (was %d), local %v, properties %v, headers %v",
+			s2.ID(), oldID, s2.LocalResponse(), s2.Properties(), s2.RequestHeaders())
+	}
+	select {
+	case <-s2.Signal():
+		t.Fatal("reused stream has a stale signal")
+	default:
+	}
+	if a := s2.SendRequestHeaders(request("plain"), true); a != abi.ActionContinue {
+		t.Fatalf("reused stream: action %v", a)
+	}
+	if got := string(s2.Properties()["guest.mode"]); got != "plain" {
+		t.Fatalf("reused stream: guest.mode = %q", got)
+	}
+	s2.Done()
+
+	// A call-out still in flight refers to its stream: no reuse.
+	s3 := p.NewStream()
+	s3.SendRequestHeaders(request("call"), false)
+	calls := vm.PendingCalls()
+	if len(calls) != 1 {
+		t.Fatalf("pending calls = %d, want 1", len(calls))
+	}
+	s3.Done()
+	s3.Release()
+	s4 := p.NewStream()
+	defer s4.Done()
+	if s4 == s3 {
+		t.Fatal("a stream with a call-out in flight was reused")
+	}
+	_ = vm.RespondCall(calls[0].ID, &CallResponse{Headers: []abi.Header{{":status", "200"}}})
+	if s4.LocalResponse() != nil {
+		t.Fatalf("the late answer reached another stream: %v", s4.LocalResponse())
+	}
+}

@@ -134,11 +134,12 @@ type VM struct {
 	keybuf  []byte            // property paths
 	keys    map[string]string // interned strings (internKey)
 
-	nextID   uint32
-	plugins  map[uint32]*Plugin
-	streams  map[uint32]*Stream
-	calls    map[uint32]*pendingCall
-	nextCall uint32
+	nextID      uint32
+	plugins     map[uint32]*Plugin
+	streams     map[uint32]*Stream
+	freeStreams []*Stream // released streams, for NewStream to reuse
+	calls       map[uint32]*pendingCall
+	nextCall    uint32
 
 	cur    callState
 	broken bool

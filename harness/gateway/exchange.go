@@ -233,6 +233,10 @@ func (x *exchange) finish() {
 	if x.g.access != nil {
 		x.log()
 	}
+	// Nothing refers to the streams any more (the log line is written).
+	for _, s := range x.streams {
+		s.Release()
+	}
 }
 
 // setFlag records the response flag f unless one is set already.
