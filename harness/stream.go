@@ -191,6 +191,12 @@ func (s *Stream) appendBody(side abi.StreamType, body *[]byte, chunk []byte) (ab
 	if s.done {
 		return abi.ActionContinue, false
 	}
+	if *body == nil && side == abi.StreamHTTPRequest {
+		// Filters that reshape a request body (the model and options put
+		// in) usually make it a little longer: room for that saves
+		// proxy_set_buffer_bytes a new buffer.
+		*body = make([]byte, 0, len(chunk)+len(chunk)/8+256)
+	}
 	*body = append(*body, chunk...)
 	if !s.begin(side) {
 		return s.idle(), false
