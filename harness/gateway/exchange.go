@@ -110,6 +110,7 @@ type exchange struct {
 	// Backing of the header lists the filters pass on (each filter's
 	// stream copies what it is given, so one buffer per side serves).
 	reqHeaderBuf, respHeaderBuf [16]abi.Header
+	streamsBuf                  [2]*harness.Stream
 	flagsBuf                    [4]bool // backing of allowStop and seenLocal for up to 2 filters
 	pendingBuf                  [4]int  // backing of reqPending and respPending for up to 2 filters
 	allowStop                   []bool  // the filter's allow_on_headers_stop_iteration
@@ -175,10 +176,14 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r:        r,
 		ctx:      ctx,
 		limit:    l.cfg.BufferLimit,
-		streams:  make([]*harness.Stream, n),
 		reqHold:  n,
 		respHold: -1,
 		start:    start,
+	}
+	if n <= len(x.streamsBuf) {
+		x.streams = x.streamsBuf[:n]
+	} else {
+		x.streams = make([]*harness.Stream, n)
 	}
 	if n > 0 {
 		var flags []bool
