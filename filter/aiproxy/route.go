@@ -18,18 +18,31 @@ import (
 // streams back through OnHttpResponseBody chunk by chunk, unchanged, while the
 // filter reads it for usage.
 
-// routeDrops reports whether the client header name is removed before the
-// request goes to the LLM in route mode: the client's credentials, and
-// Accept-Encoding so the answer comes back uncompressed and readable for
-// usage, and Content-Length, which the shaped body changes. The configured
-// auth headers are replaced instead (see routeRequestHeaders).
-func (p *Plugin) routeDrops(name string) bool {
+// Kinds of client request headers (headerKind).
+const (
+	headerOther = iota
+	headerPath
+	headerContentType
+	headerContentLength
+	// headerCredential is a client credential or Accept-Encoding: removed
+	// in route mode (so the answer comes back uncompressed and readable for
+	// usage), unless a configured auth header of that name replaces it.
+	headerCredential
+)
+
+// headerKind classifies a lowercased request header name in one switch.
+func headerKind(name string) int {
 	switch name {
-	case "authorization", "proxy-authorization", "cookie", "api-key", "x-api-key",
-		"accept-encoding", "content-length":
-		return !slices.Contains(p.cfg.AuthHeaderNames, name)
+	case ":path":
+		return headerPath
+	case "content-type":
+		return headerContentType
+	case "content-length":
+		return headerContentLength
+	case "authorization", "proxy-authorization", "cookie", "api-key", "x-api-key", "accept-encoding":
+		return headerCredential
 	}
-	return false
+	return headerOther
 }
 
 // routeRequestHeaders checks the request headers and points the request at
@@ -48,15 +61,20 @@ func (s *Stream) routeRequestHeaders(endOfStream bool) (apierror.Kind, error) {
 	pathOK := false
 	for _, h := range hs {
 		name := strings.ToLower(h[0])
-		if kind := p.checkRequestHeader(name, h[1]); kind != 0 {
-			return kind, nil
-		}
-		switch {
-		case name == ":path":
+		switch k := headerKind(name); k {
+		case headerOther:
+		case headerPath:
 			pathOK = h[1] == p.cfg.Endpoint.Path
-		case p.routeDrops(name):
-			// A removal returns no data: hs stays valid.
-			_ = proxywasm.RemoveHeader(abi.MapHTTPRequestHeaders, name)
+		default:
+			if kind := p.checkRequestHeader(k, h[1]); kind != 0 {
+				return kind, nil
+			}
+			// The shaped body has another length; credentials go unless
+			// a configured auth header replaces them below. A removal
+			// returns no data: hs stays valid.
+			if k == headerContentLength || k == headerCredential && !slices.Contains(p.cfg.AuthHeaderNames, name) {
+				_ = proxywasm.RemoveHeader(abi.MapHTTPRequestHeaders, name)
+			}
 		}
 	}
 	if endOfStream {

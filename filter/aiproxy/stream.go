@@ -91,7 +91,7 @@ func (s *Stream) calloutRequestHeaders(endOfStream bool) (apierror.Kind, error) 
 	s.clientHeaders = hs[:0]
 	for _, h := range hs {
 		name := strings.ToLower(h[0])
-		if kind := p.checkRequestHeader(name, h[1]); kind != 0 {
+		if kind := p.checkRequestHeader(headerKind(name), h[1]); kind != 0 {
 			return kind, nil
 		}
 		if p.forwardable(name) {
@@ -105,14 +105,14 @@ func (s *Stream) calloutRequestHeaders(endOfStream bool) (apierror.Kind, error) 
 }
 
 // checkRequestHeader refuses a body not declared as JSON and one declared
-// larger than the limit.
-func (p *Plugin) checkRequestHeader(name, value string) apierror.Kind {
-	switch name {
-	case "content-type":
+// larger than the limit; kind is the header's headerKind.
+func (p *Plugin) checkRequestHeader(kind int, value string) apierror.Kind {
+	switch kind {
+	case headerContentType:
 		if !isJSONContentType(value) {
 			return apierror.InvalidContentType
 		}
-	case "content-length":
+	case headerContentLength:
 		if n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64); err == nil && n > int64(p.cfg.MaxBodyBytes) {
 			return apierror.BodyTooLarge
 		}
