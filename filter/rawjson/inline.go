@@ -1,5 +1,7 @@
 package rawjson
 
+import "math/bits"
+
 // Helpers for callers that run their own scanning loop over a document. In
 // wasm every function call, and every backward jump of a loop, is expensive,
 // so a hot reader may want one flat loop that moves a word at a time and
@@ -41,6 +43,31 @@ func ScalarStops(w uint64) uint64 {
 	lower := w | ones*0x20
 	return (hasZero(w^(ones*'"')) | hasZero(lower^(ones*'{')) | hasZero(lower^(ones*'}')) |
 		hasZero(w^(ones*',')) | hasZero(w^(ones*':')) | (w-ones*0x21)&^w) & highs
+}
+
+// StringStop returns the index of the first byte at or after i that ends a
+// plain run in a JSON string ('"', '\\' or a control byte), or len(b) when
+// there is none: two words at a time along a run, then one, the last bytes
+// one by one. Every string scan of this package and of its readers goes
+// through it (a small function: the same loop inside a big one runs slower
+// in wasm).
+func StringStop(b []byte, i int) int {
+	for i+16 <= len(b) && StringStops(load64(b, i))|StringStops(load64(b, i+8)) == 0 {
+		i += 16
+	}
+	for i+8 <= len(b) {
+		if m := StringStops(load64(b, i)); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(b) {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 // hasZero flags (in the high bit of each byte) the zero bytes of w: exactly

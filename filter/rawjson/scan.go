@@ -15,7 +15,6 @@ package rawjson
 
 import (
 	"errors"
-	"math/bits"
 	"unsafe"
 )
 
@@ -61,17 +60,13 @@ func String(b []byte, i int) (end int, escaped bool, err error) {
 		return i, false, ErrSyntax
 	}
 	i++
-	for i < len(b) {
-		// Skip eight plain bytes at a time: string content is most of a chat
-		// body, and 64-bit word tests are cheap in wasm where byte loops are not.
-		for i+8 <= len(b) && !specialInWord(load64(b, i)) {
-			i += 8
+	for {
+		// Plain runs are skipped a word at a time (StringStop): string
+		// content is most of a chat body, and byte loops are slow in wasm.
+		if i = StringStop(b, i); i >= len(b) {
+			return i, escaped, ErrSyntax
 		}
-		if i >= len(b) {
-			break
-		}
-		c := b[i]
-		switch {
+		switch c := b[i]; {
 		case c == '"':
 			return i + 1, escaped, nil
 		case c == '\\':
@@ -90,29 +85,16 @@ func String(b []byte, i int) (end int, escaped bool, err error) {
 			default:
 				return i, escaped, ErrSyntax
 			}
-		case c < 0x20:
+		default: // a control byte
 			return i, escaped, ErrSyntax
-		default:
-			i++
 		}
 	}
-	return i, escaped, ErrSyntax
 }
 
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
-
-// specialInWord reports whether any byte of the little-endian word w is '"',
-// '\\' or a control character (< 0x20): the bytes that end a plain run in a
-// JSON string. Classic SWAR tests; exact for bytes below 0x80, and bytes at or
-// above 0x80 can only cause a false positive, which the byte loop then handles.
-func specialInWord(w uint64) bool {
-	q := w ^ (ones * '"')
-	bs := w ^ (ones * '\\')
-	return ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w)&highs != 0
-}
 
 // load64 reads b[i:i+8] as a little-endian word; the caller checks bounds.
 // One unaligned 64-bit load (wasm and the usual native targets are little
@@ -209,29 +191,18 @@ func value(b []byte, i, maxDepth int) (end int, err error) {
 		c := b[i]
 		switch {
 		case c == '"':
-			j := i + 1
-			for {
-				for j+8 <= len(b) {
-					if m := StringStops(load64(b, j)); m != 0 {
-						j += bits.TrailingZeros64(m) >> 3
-						break
-					}
-					j += 8
+			// A plain string in one step; escapes and errors go to the
+			// general scan, from the start.
+			j := StringStop(b, i+1)
+			switch {
+			case j >= len(b):
+				return j, ErrSyntax
+			case b[j] == '"':
+				j++
+			default:
+				if j, _, err = String(b, i); err != nil {
+					return j, err
 				}
-				if j >= len(b) {
-					return j, ErrSyntax
-				}
-				if c := b[j]; c == '"' {
-					j++
-					break
-				} else if c == '\\' || c < 0x20 {
-					// Escapes and errors: the general scan, from the start.
-					if j, _, err = String(b, i); err != nil {
-						return j, err
-					}
-					break
-				}
-				j++ // a byte >= 0x80 flagged by the word test
 			}
 			i = j
 			if wantKey {

@@ -47,23 +47,19 @@ func SkipTrusted(b []byte, i int) int {
 // at b[i], skipping plain runs a word at a time.
 func skipString(b []byte, i int) int {
 	i++
-	for i < len(b) {
-		for i+8 <= len(b) && !specialInWord(load64(b, i)) {
-			i += 8
-		}
-		if i >= len(b) {
-			break
+	for {
+		if i = StringStop(b, i); i >= len(b) {
+			return len(b)
 		}
 		switch b[i] {
 		case '"':
 			return i + 1
 		case '\\':
 			i += 2
-		default:
+		default: // a control byte, skipped as the string's
 			i++
 		}
 	}
-	return len(b)
 }
 
 // EachTopMember calls fn with the raw key (quotes included) and raw value of

@@ -2,9 +2,9 @@ package rawjson
 
 import "testing"
 
-// specialInWord must flag every word holding '"', '\\' or a control byte in
+// StringStops must flag every word holding '"', '\\' or a control byte in
 // any position, and no word of plain ASCII bytes.
-func TestSpecialInWord(t *testing.T) {
+func TestStringStopsFlagsSpecialBytes(t *testing.T) {
 	for pos := 0; pos < 8; pos++ {
 		for c := 0; c < 256; c++ {
 			word := make([]byte, 8)
@@ -12,7 +12,7 @@ func TestSpecialInWord(t *testing.T) {
 				word[i] = 'a'
 			}
 			word[pos] = byte(c)
-			got := specialInWord(load64(word, 0))
+			got := StringStops(load64(word, 0)) != 0
 			special := c == '"' || c == '\\' || c < 0x20
 			if special && !got {
 				t.Fatalf("byte %#x at %d not flagged", c, pos)

@@ -276,31 +276,17 @@ func stringEnd(b []byte, i int) (end int, plain bool) {
 	plain = true
 	i++
 	for {
-		for i+32 <= len(b) && rawjson.StringStops(rawjson.Word(b, i))|rawjson.StringStops(rawjson.Word(b, i+8))|
-			rawjson.StringStops(rawjson.Word(b, i+16))|rawjson.StringStops(rawjson.Word(b, i+24)) == 0 {
-			i += 32
-		}
-		for i+8 <= len(b) {
-			if m := rawjson.StringStops(rawjson.Word(b, i)); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
+		if i = rawjson.StringStop(b, i); i >= len(b) {
 			return len(b), plain
 		}
-		// A stop, or a byte of the last seven.
-		switch c := b[i]; {
-		case c == '"':
+		switch b[i] {
+		case '"':
 			return i + 1, plain
-		case c == '\\':
+		case '\\':
 			plain = false
 			i += 2
-		case c < 0x20:
+		default: // a control byte
 			plain = false
-			i++
-		default:
 			i++
 		}
 	}
@@ -483,17 +469,10 @@ func (n *name) str() string {
 
 // plainEnd returns the index just past the closing quote of the string whose
 // content starts at b[s] when that content is plain (no escape, no control
-// byte) and a whole word is left to read at each step; else -1, for the
-// general scan.
+// byte); else -1, for the general scan.
 func plainEnd(b []byte, s int) int {
-	for s+8 <= len(b) {
-		if m := rawjson.StringStops(rawjson.Word(b, s)); m != 0 {
-			if s += bits.TrailingZeros64(m) >> 3; b[s] == '"' {
-				return s + 1
-			}
-			return -1
-		}
-		s += 8
+	if s = rawjson.StringStop(b, s); s < len(b) && b[s] == '"' {
+		return s + 1
 	}
 	return -1
 }
