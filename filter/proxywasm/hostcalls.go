@@ -61,21 +61,12 @@ func GetBuffer(bt abi.BufferType, start, maxSize int) ([]byte, error) {
 // caller must be done with them (or copy them) before that. It saves the
 // allocation of a body-sized buffer on every request.
 func GetBufferScratch(bt abi.BufferType, start, maxSize int) ([]byte, error) {
-	pp, np := retSlots()
-	useScratch = true
-	st := rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), pp, np)
-	ptr, n := returned()
-	useScratch = false
-	if st == uint32(abi.StatusNotFound) || st == uint32(abi.StatusEmpty) {
+	pp, np := beginScratch()
+	b, err := scratchResult(rawGetBufferBytes(uint32(bt), uint32(start), uint32(maxSize), pp, np))
+	if err == ErrNotFound || err == ErrEmpty {
 		return nil, nil
 	}
-	if err := statusErr(st); err != nil {
-		return nil, err
-	}
-	if ptr == nil || n == 0 {
-		return nil, nil
-	}
-	return unsafe.Slice(ptr, int(n)), nil
+	return b, err
 }
 
 // GetPluginConfiguration reads the plugin configuration (legal in OnPluginStart only).
@@ -119,18 +110,8 @@ func GetHeadersView(mt abi.MapType, dst []abi.Header) ([]abi.Header, error) {
 // headerMapScratch reads the encoded header map mt into scratch memory (nil
 // for an empty map).
 func headerMapScratch(mt abi.MapType) ([]byte, error) {
-	pp, np := retSlots()
-	useScratch = true
-	st := rawGetHeaderMapPairs(uint32(mt), pp, np)
-	ptr, n := returned()
-	useScratch = false
-	if err := statusErr(st); err != nil {
-		return nil, err
-	}
-	if ptr == nil || n == 0 {
-		return nil, nil
-	}
-	return unsafe.Slice(ptr, int(n)), nil
+	pp, np := beginScratch()
+	return scratchResult(rawGetHeaderMapPairs(uint32(mt), pp, np))
 }
 
 // GetHeader returns the value of one header; ErrNotFound when absent.
@@ -142,18 +123,8 @@ func GetHeader(mt abi.MapType, name string) (string, error) {
 // GetHeaderScratch is GetHeader into scratch memory: the value is valid only
 // until the next host call that returns data (see GetBufferScratch).
 func GetHeaderScratch(mt abi.MapType, name string) ([]byte, error) {
-	pp, np := retSlots()
-	useScratch = true
-	st := rawGetHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), pp, np)
-	ptr, n := returned()
-	useScratch = false
-	if err := statusErr(st); err != nil {
-		return nil, err
-	}
-	if ptr == nil || n == 0 {
-		return nil, nil
-	}
-	return unsafe.Slice(ptr, int(n)), nil
+	pp, np := beginScratch()
+	return scratchResult(rawGetHeaderMapValue(uint32(mt), stringPtr(name), uint32(len(name)), pp, np))
 }
 
 // ReplaceHeader sets a header, replacing any value it had.

@@ -84,3 +84,25 @@ func returned() (*byte, uint32) {
 	retPtr = nil
 	return p, n
 }
+
+// beginScratch starts a host call whose result goes to scratch memory: it
+// clears the result slots and returns their addresses. scratchResult ends it.
+func beginScratch() (ptr, n unsafe.Pointer) {
+	useScratch = true
+	return retSlots()
+}
+
+// scratchResult ends a host call begun with beginScratch, given its status:
+// the bytes the host wrote into scratch memory (nil when none), valid until
+// the next host call that returns data, or the call's error.
+func scratchResult(st uint32) ([]byte, error) {
+	useScratch = false
+	ptr, n := returned()
+	if err := statusErr(st); err != nil {
+		return nil, err
+	}
+	if ptr == nil || n == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice(ptr, int(n)), nil
+}
