@@ -648,28 +648,13 @@ func readUsageAt(b []byte, i int) (prompt, completion, total, cached, reasoning 
 					}
 				}
 			}
-			if i < len(b) && b[i] == ',' {
-				i++
-				for i < len(b) && isSpace(b[i]) {
-					i++
-				}
-				continue
+			more := false
+			if i, more = afterMember(b, i); i < 0 {
+				return 0, 0, 0, 0, 0, -1
 			}
-			for i < len(b) && isSpace(b[i]) {
-				i++
-			}
-			if i < len(b) && b[i] == ',' {
-				i++
-				for i < len(b) && isSpace(b[i]) {
-					i++
-				}
-				continue
-			}
-			if i < len(b) && b[i] == '}' {
-				i++
+			if !more {
 				break
 			}
-			return 0, 0, 0, 0, 0, -1
 		}
 	}
 	// DeepSeek's cache hits stand for the OpenAI cached tokens when there
@@ -712,21 +697,36 @@ func detail(b []byte, i int, want *name) (end int, n int64) {
 		if match && !found {
 			found, n = true, v
 		}
-		for i < len(b) && isSpace(b[i]) {
-			i++
+		more := false
+		if i, more = afterMember(b, i); i < 0 {
+			return -1, -1
 		}
-		if i < len(b) && b[i] == ',' {
+		if !more {
+			return i, n
+		}
+	}
+}
+
+// afterMember reads what follows an object member's value at b[i]: past a
+// ',' and the whitespace after it, more is true; past the closing '}', it is
+// false; next is -1 on anything else.
+func afterMember(b []byte, i int) (next int, more bool) {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	if i < len(b) {
+		switch b[i] {
+		case ',':
 			i++
 			for i < len(b) && isSpace(b[i]) {
 				i++
 			}
-			continue
+			return i, true
+		case '}':
+			return i + 1, false
 		}
-		if i < len(b) && b[i] == '}' {
-			return i + 1, n
-		}
-		return -1, -1
 	}
+	return -1, false
 }
 
 // detailMember is usageMember for the members of a *_details object: match
