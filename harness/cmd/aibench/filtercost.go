@@ -149,6 +149,21 @@ func (b *bench) loadModule(ctx context.Context) (*harness.Module, []byte, error)
 	return m, data, err
 }
 
+// seedVM compiles the module and starts a VM with the seed's plugin;
+// release closes both.
+func (b *bench) seedVM(ctx context.Context) (*harness.VM, *harness.Plugin, func(), error) {
+	m, _, err := b.loadModule(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	vm, p, err := newPlugin(ctx, m)
+	if err != nil {
+		m.Close(ctx)
+		return nil, nil, nil, err
+	}
+	return vm, p, func() { vm.Close(ctx); m.Close(ctx) }, nil
+}
+
 // newPlugin is a fresh VM of m with the seed's plugin started.
 func newPlugin(ctx context.Context, m *harness.Module) (*harness.VM, *harness.Plugin, error) {
 	vm, err := m.NewVM(ctx, harness.Env{Profile: harness.ProfileEnvoy})
@@ -279,16 +294,11 @@ func ratios(a, b []time.Duration) []float64 {
 // and the shaping pass natively and in wasm at 1 KB to 4 MiB. Every ratio is
 // the median over rounds of the ratio within a round.
 func (b *bench) filterCost(ctx context.Context) error {
-	m, _, err := b.loadModule(ctx)
+	vm, p, release, err := b.seedVM(ctx)
 	if err != nil {
 		return err
 	}
-	defer m.Close(ctx)
-	vm, p, err := newPlugin(ctx, m)
-	if err != nil {
-		return err
-	}
-	defer vm.Close(ctx)
+	defer release()
 	tiny := []byte(`{"messages":[{"role":"user","content":"hi"}]}`)
 	boundaryOp := func(n int) error {
 		for range n {
@@ -459,23 +469,17 @@ func (b *bench) shapeWasmOps(ctx context.Context) ([]op, func(), error) {
 }
 
 // vmMemory is figure 5a: one VM's linear memory after a warm-up (a tenth of
-// vmRequests, at least 1,000) and after vmRequests callout requests with
+// vmRequests, at least 5,000) and after vmRequests callout requests with
 // 4 KiB bodies. The warm-up is what the Go heap in the VM needs to reach its
-// plateau: with little garbage per request that takes a few thousand
-// requests.
+// plateau: with little garbage per request that takes about 5,000 requests.
 func (b *bench) vmMemory(ctx context.Context) error {
-	m, _, err := b.loadModule(ctx)
+	vm, p, release, err := b.seedVM(ctx)
 	if err != nil {
 		return err
 	}
-	defer m.Close(ctx)
-	vm, p, err := newPlugin(ctx, m)
-	if err != nil {
-		return err
-	}
-	defer vm.Close(ctx)
+	defer release()
 	body := shapetest.ChatBody(4 << 10)
-	warm := max(1000, b.o.vmRequests/10)
+	warm := max(5000, b.o.vmRequests/10)
 	var afterWarm uint32
 	start := time.Now()
 	for r := 1; r <= b.o.vmRequests; r++ {

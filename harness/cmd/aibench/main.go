@@ -213,7 +213,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.warmup, o.rounds, o.roundRequests = 300, 2, 1000
 		o.streamRequests, o.streamRounds = 200, 20
 		o.rssRequests, o.concurrentStreams, o.streamHold = 5000, 50, time.Second
-		o.benchCount, o.benchTime, o.vmRequests = 3, 50*time.Millisecond, 5000
+		o.benchCount, o.benchTime, o.vmRequests = 3, 50*time.Millisecond, 20_000
 	}
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
@@ -227,8 +227,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.phases[p] = true
 	}
 	if o.concurrency < 1 || o.rounds < 1 || o.roundRequests < 1 || o.streamRequests < o.streamRounds ||
-		o.rssRequests < 1 || o.concurrentStreams < 1 || o.benchCount < 1 || o.vmRequests < 1000 || o.workers < 1 {
-		return nil, errors.New("counts must be positive (-vm-requests at least 1000, -stream-requests at least 100)")
+		o.rssRequests < 1 || o.concurrentStreams < 1 || o.benchCount < 1 || o.vmRequests < 10_000 || o.workers < 1 {
+		return nil, errors.New("counts must be positive (-vm-requests at least 10000, -stream-requests at least 100)")
 	}
 	return o, nil
 }
