@@ -1,7 +1,6 @@
 package aiproxy
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +23,7 @@ const otherModel = "other"
 
 // modelMetrics are the counters of one (provider, model) pair.
 type modelMetrics struct {
+	model                                           string // the label value
 	requests, prompt, completion, cached, reasoning proxywasm.Metric
 }
 
@@ -33,6 +33,10 @@ type metrics struct {
 	ttft     proxywasm.Metric
 	ttftOK   bool
 	byModel  map[string]*modelMetrics
+	// last is the counters forModel returned last: a route mostly
+	// serves one model, and hashing a string costs far more in wasm than
+	// comparing it.
+	last *modelMetrics
 }
 
 func (m *metrics) init(provider string) {
@@ -48,7 +52,11 @@ func (m *metrics) init(provider string) {
 
 // forModel returns the counters of model, defining them on first use.
 func (m *metrics) forModel(model string) *modelMetrics {
+	if m.last != nil && m.last.model == model {
+		return m.last
+	}
 	if mm, ok := m.byModel[model]; ok {
+		m.last = mm
 		return mm
 	}
 	if len(m.byModel) >= maxModelLabels {
@@ -61,7 +69,7 @@ func (m *metrics) forModel(model string) *modelMetrics {
 	// the map keeps a copy.
 	model = strings.Clone(model)
 	labels := `{provider="` + m.provider + `",model="` + labelValue(model) + `"}`
-	mm := &modelMetrics{}
+	mm := &modelMetrics{model: model}
 	for _, d := range []struct {
 		dst  *proxywasm.Metric
 		name string
@@ -79,6 +87,7 @@ func (m *metrics) forModel(model string) *modelMetrics {
 		*d.dst = id
 	}
 	m.byModel[model] = mm
+	m.last = mm
 	return mm
 }
 
@@ -167,9 +176,33 @@ func (s *Stream) report(a answer) {
 
 func setProp(name []byte, value string) { _ = proxywasm.SetPropertyString(name, value) }
 
-// numScratch formats numbers for properties without allocating.
+// numScratch formats numbers for properties without allocating: 19 digits
+// and a sign.
 var numScratch [20]byte
 
-func setPropInt(name []byte, v int64) {
-	_ = proxywasm.SetProperty(name, strconv.AppendInt(numScratch[:0], v, 10))
+// setPropInt sets property name to v in decimal.
+func setPropInt(name []byte, v int64) { _ = proxywasm.SetProperty(name, formatInt(v)) }
+
+// formatInt writes v in decimal at the end of numScratch and returns those
+// bytes (strconv's layers of calls cost more in wasm than this loop for the
+// short numbers reported here).
+func formatInt(v int64) []byte {
+	u := uint64(v)
+	if v < 0 {
+		u = -u
+	}
+	i := len(numScratch)
+	for {
+		i--
+		numScratch[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	if v < 0 {
+		i--
+		numScratch[i] = '-'
+	}
+	return numScratch[i:]
 }

@@ -3,7 +3,6 @@ package aiproxy
 import (
 	"errors"
 	"slices"
-	"strings"
 	"unsafe"
 
 	"ai-proxy/filter/apierror"
@@ -17,33 +16,6 @@ import (
 // filter rewrites the request in place and the proxy forwards it; the answer
 // streams back through OnHttpResponseBody chunk by chunk, unchanged, while the
 // filter reads it for usage.
-
-// Kinds of client request headers (headerKind).
-const (
-	headerOther = iota
-	headerPath
-	headerContentType
-	headerContentLength
-	// headerCredential is a client credential or Accept-Encoding: removed
-	// in route mode (so the answer comes back uncompressed and readable for
-	// usage), unless a configured auth header of that name replaces it.
-	headerCredential
-)
-
-// headerKind classifies a lowercased request header name in one switch.
-func headerKind(name string) int {
-	switch name {
-	case ":path":
-		return headerPath
-	case "content-type":
-		return headerContentType
-	case "content-length":
-		return headerContentLength
-	case "authorization", "proxy-authorization", "cookie", "api-key", "x-api-key", "accept-encoding":
-		return headerCredential
-	}
-	return headerOther
-}
 
 // routeRequestHeaders checks the request headers and points the request at
 // the LLM: the client's credentials and the headers the shaped body makes
@@ -60,8 +32,7 @@ func (s *Stream) routeRequestHeaders(endOfStream bool) (apierror.Kind, error) {
 	}
 	pathOK := false
 	for _, h := range hs {
-		name := strings.ToLower(h[0])
-		switch k := headerKind(name); k {
+		switch k, name := headerKind(h[0]); k {
 		case headerOther:
 		case headerPath:
 			pathOK = h[1] == p.cfg.Endpoint.Path
@@ -134,7 +105,7 @@ func (s *Stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) abi.Act
 		switch {
 		case h[0] == ":status":
 			s.respStatus = statusCode(h[1])
-		case len(h[0]) == len("content-type") && strings.EqualFold(h[0], "content-type"):
+		case equalFoldLower(h[0], "content-type"):
 			s.respSSE = isEventStream(h[1])
 		}
 	}
@@ -228,11 +199,6 @@ func (s *Stream) dropAnswer() {
 	s.respJSON = nil
 }
 
-// isEventStream reports whether a Content-Type is text/event-stream.
-func isEventStream(contentType string) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")
-}
-
 // finishRoute reports the answer of a route-mode stream.
 func (s *Stream) finishRoute() {
 	if !s.respSSE && len(s.respJSON) > 0 && s.respStatus >= 200 && s.respStatus <= 299 {
@@ -275,7 +241,7 @@ func (s *Stream) reportCallout(headers []abi.Header, body []byte) {
 	s.report(a)
 }
 
-// OnHttpContextDelete implements proxywasm.HttpContextDeleter: the host is
+// OnHttpContextDelete implements proxywasm.HttpContext: the host is
 // done with the stream, which goes back to its plugin for reuse.
 func (s *Stream) OnHttpContextDelete() {
 	p := s.plugin

@@ -91,7 +91,8 @@ func (s *Stream) calloutRequestHeaders(endOfStream bool) (apierror.Kind, error) 
 	s.clientHeaders = hs[:0]
 	for _, h := range hs {
 		name := strings.ToLower(h[0])
-		if kind := p.checkRequestHeader(headerKind(name), h[1]); kind != 0 {
+		k, _ := headerKind(name)
+		if kind := p.checkRequestHeader(k, h[1]); kind != 0 {
 			return kind, nil
 		}
 		if p.forwardable(name) {
@@ -113,20 +114,11 @@ func (p *Plugin) checkRequestHeader(kind int, value string) apierror.Kind {
 			return apierror.InvalidContentType
 		}
 	case headerContentLength:
-		if n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64); err == nil && n > int64(p.cfg.MaxBodyBytes) {
+		if declaredOver(value, p.cfg.MaxBodyBytes) {
 			return apierror.BodyTooLarge
 		}
 	}
 	return 0
-}
-
-// isJSONContentType accepts application/json and application/*+json, with parameters.
-func isJSONContentType(v string) bool {
-	if i := strings.IndexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	v = strings.ToLower(strings.TrimSpace(v))
-	return v == "application/json" || (strings.HasPrefix(v, "application/") && strings.HasSuffix(v, "+json"))
 }
 
 // OnHttpRequestBody buffers the body until its end, then shapes it and calls the LLM.

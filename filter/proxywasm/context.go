@@ -42,12 +42,9 @@ type HttpContext interface {
 	OnHttpResponseTrailers(numTrailers int) abi.Action
 	// OnHttpStreamDone is called from proxy_on_log, once, when the stream ends.
 	OnHttpStreamDone()
-}
-
-// HttpContextDeleter is an HttpContext that wants to know when the host
-// deleted it (proxy_on_delete): none of its callbacks runs afterwards, so it
-// may recycle itself. A context whose callback panicked is not told.
-type HttpContextDeleter interface {
+	// OnHttpContextDelete is called from proxy_on_delete, when the host has
+	// deleted the stream: none of its callbacks runs afterwards, so it may
+	// recycle itself. A context whose callback panicked is not told.
 	OnHttpContextDelete()
 }
 
@@ -86,3 +83,4 @@ func (DefaultHttpContext) OnHttpResponseHeaders(int, bool) abi.Action { return a
 func (DefaultHttpContext) OnHttpResponseBody(int, bool) abi.Action    { return abi.ActionContinue }
 func (DefaultHttpContext) OnHttpResponseTrailers(int) abi.Action      { return abi.ActionContinue }
 func (DefaultHttpContext) OnHttpStreamDone()                          {}
+func (DefaultHttpContext) OnHttpContextDelete()                       {}

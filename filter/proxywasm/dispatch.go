@@ -41,9 +41,10 @@ func onContextCreate(contextID, parentID uint32) {
 		}
 		defer func() { rootPanic("proxy_on_context_create", recover()) }()
 		roots[contextID] = newRoot(contextID)
+		lastRoot = cachedRoot{}
 		return
 	}
-	root, ok := roots[parentID]
+	root, ok := rootOf(parentID)
 	if !ok {
 		LogCritical("proxy_on_context_create: unknown root context " + strconv.FormatUint(uint64(parentID), 10))
 		return
@@ -55,9 +56,31 @@ func onContextCreate(contextID, parentID uint32) {
 	s.ctx = root.NewHttpContext(contextID)
 }
 
+// cachedRoot is the root context last looked up: every stream is created
+// under a root, mostly the same one, and a map lookup costs far more in wasm
+// than a comparison. It is cleared whenever roots changes.
+type cachedRoot struct {
+	id  uint32
+	ctx RootContext
+}
+
+var lastRoot cachedRoot
+
+// rootOf returns the root context id.
+func rootOf(id uint32) (RootContext, bool) {
+	if lastRoot.ctx != nil && lastRoot.id == id {
+		return lastRoot.ctx, true
+	}
+	r, ok := roots[id]
+	if ok {
+		lastRoot = cachedRoot{id, r}
+	}
+	return r, ok
+}
+
 func onVMStart(rootID uint32, size int) (ok bool) {
 	currentContext = rootID
-	r, found := roots[rootID]
+	r, found := rootOf(rootID)
 	if !found {
 		return false
 	}
@@ -71,7 +94,7 @@ func onVMStart(rootID uint32, size int) (ok bool) {
 
 func onConfigure(rootID uint32, size int) (ok bool) {
 	currentContext = rootID
-	r, found := roots[rootID]
+	r, found := rootOf(rootID)
 	if !found {
 		return false
 	}
@@ -85,7 +108,7 @@ func onConfigure(rootID uint32, size int) (ok bool) {
 
 func onTick(rootID uint32) {
 	currentContext = rootID
-	if r, ok := roots[rootID]; ok {
+	if r, ok := rootOf(rootID); ok {
 		defer func() { rootPanic("proxy_on_tick", recover()) }()
 		r.OnTick()
 	}
@@ -152,10 +175,10 @@ func onDelete(contextID uint32) {
 			delete(callout, id)
 		}
 		streams.remove(s)
-		if d, ok := s.ctx.(HttpContextDeleter); ok {
+		if s.ctx != nil {
 			func() {
 				defer func() { rootPanic("proxy_on_delete", recover()) }()
-				d.OnHttpContextDelete()
+				s.ctx.OnHttpContextDelete()
 			}()
 		}
 		freeStream(s)
@@ -163,6 +186,7 @@ func onDelete(contextID uint32) {
 		return
 	}
 	delete(roots, contextID)
+	lastRoot = cachedRoot{}
 	for id, c := range callout {
 		if c.contextID == contextID {
 			delete(callout, id)
