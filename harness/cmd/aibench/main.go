@@ -6,7 +6,8 @@
 //	aibench [-gateway build/gateway] [-wasm build/ai-proxy.wasm]
 //	        [-shape-wasm build/wasmbench.wasm] [-out build/bench.json]
 //	        [-workers 2] [-concurrency 16] [-phases LIST] [-quick]
-//	        [-inprocess] [-only LISTENER] [-cpuprofile FILE] [-memprofile FILE] [-strict]
+//	        [-inprocess] [-only LISTENER] [-cpuprofile FILE] [-memprofile FILE]
+//	        [-mutexprofile FILE] [-strict]
 //	aibench -guest-profile MODULE
 //
 // The gateway figures come from the build/gateway process (its own cores,
@@ -64,6 +65,7 @@ type options struct {
 	inprocess  bool
 	cpuprofile string
 	memprofile string
+	mutexprof  string
 	strict     bool
 	phases     map[string]bool
 	guestProf  string // a module to profile instead of benchmarking
@@ -132,7 +134,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.memprofile != "" {
 		runtime.MemProfileRate = 1
 		defer func() {
-			if err := writeHeapProfile(o.memprofile); err != nil {
+			if err := writeProfile("allocs", o.memprofile); err != nil {
+				fmt.Fprintf(stderr, "aibench: %v\n", err)
+			}
+		}()
+	}
+	if o.mutexprof != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer func() {
+			if err := writeProfile("mutex", o.mutexprof); err != nil {
 				fmt.Fprintf(stderr, "aibench: %v\n", err)
 			}
 		}()
@@ -182,6 +192,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.inprocess, "inprocess", false, "run the gateway in this process (for -cpuprofile; RSS figures are then this process's)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to `file`")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of this process to `file` at the end (every allocation sampled)")
+	fs.StringVar(&o.mutexprof, "mutexprofile", "", "write a mutex contention profile of this process to `file` at the end (every event sampled; with -inprocess, the gateway's VM locks)")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.only, "only", "", "run the throughput phase on this `listener` only (plain, route or callout; for -cpuprofile), without figures")
 	fs.StringVar(&o.guestProf, "guest-profile", "", "only profile the callout request inside `module` (built without -s for runtime names) with a wazero function listener, and print the breakdown")
@@ -340,13 +351,13 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
-// writeHeapProfile writes the allocation profile (alloc_objects and
-// alloc_space cover the whole run) to path.
-func writeHeapProfile(path string) error {
+// writeProfile writes the named runtime/pprof profile to path (for
+// "allocs", alloc_objects and alloc_space cover the whole run).
+func writeProfile(name, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return pprof.Lookup("allocs").WriteTo(f, 0)
+	return pprof.Lookup(name).WriteTo(f, 0)
 }
