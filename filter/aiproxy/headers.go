@@ -19,39 +19,36 @@ const (
 	headerCredential
 )
 
+// knownHeaders are the request headers the filter acts on, indexed by the
+// length of their name: no two share a length (the compiler refuses a
+// duplicate index), so a name is one of them only if it equals, ignoring
+// case, the one of its length.
+var knownHeaders = [...]struct {
+	lower string
+	kind  int
+}{
+	len(":path"):               {":path", headerPath},
+	len("cookie"):              {"cookie", headerCredential},
+	len("api-key"):             {"api-key", headerCredential},
+	len("x-api-key"):           {"x-api-key", headerCredential},
+	len("content-type"):        {"content-type", headerContentType},
+	len("authorization"):       {"authorization", headerCredential},
+	len("content-length"):      {"content-length", headerContentLength},
+	len("accept-encoding"):     {"accept-encoding", headerCredential},
+	len("proxy-authorization"): {"proxy-authorization", headerCredential},
+}
+
 // headerKind classifies a request header name in any letter case and
 // returns its lowercase form when it is one the filter knows (else "").
 func headerKind(name string) (kind int, lower string) {
-	var want string
-	switch len(name) {
-	case len(":path"):
-		if name == ":path" {
-			return headerPath, ":path"
-		}
-		return headerOther, ""
-	case len("cookie"):
-		want, kind = "cookie", headerCredential
-	case len("api-key"):
-		want, kind = "api-key", headerCredential
-	case len("x-api-key"):
-		want, kind = "x-api-key", headerCredential
-	case len("content-type"):
-		want, kind = "content-type", headerContentType
-	case len("authorization"):
-		want, kind = "authorization", headerCredential
-	case len("content-length"):
-		want, kind = "content-length", headerContentLength
-	case len("accept-encoding"):
-		want, kind = "accept-encoding", headerCredential
-	case len("proxy-authorization"):
-		want, kind = "proxy-authorization", headerCredential
-	default:
+	if len(name) >= len(knownHeaders) {
 		return headerOther, ""
 	}
-	if !equalFoldLower(name, want) {
+	h := &knownHeaders[len(name)]
+	if h.lower == "" || !equalFoldLower(name, h.lower) {
 		return headerOther, ""
 	}
-	return kind, want
+	return h.kind, h.lower
 }
 
 // equalFoldLower reports whether s equals lower, a lowercase ASCII string,
