@@ -25,6 +25,12 @@ func NewWasmBench(ctx context.Context, pkg string) (*WasmBench, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadWasmBench(ctx, code)
+}
+
+// LoadWasmBench compiles an already built benchmark module. Close releases
+// it.
+func LoadWasmBench(ctx context.Context, code []byte) (*WasmBench, error) {
 	rt := wazero.NewRuntime(ctx)
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
 	compiled, err := rt.CompileModule(ctx, code)

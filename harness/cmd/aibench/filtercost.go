@@ -7,13 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"ai-proxy/e2e/mockllm"
 	"ai-proxy/filter/config"
@@ -21,6 +16,7 @@ import (
 	"ai-proxy/filter/shape"
 	"ai-proxy/filter/shape/shapetest"
 	"ai-proxy/harness"
+	"ai-proxy/harness/testutil"
 )
 
 // seedConf is the first example of the seed (callout mode), as the
@@ -112,6 +108,18 @@ func newRouteRequest(stream bool) (*routeRequest, error) {
 	return r, nil
 }
 
+// newRouteRequests are the route requests of the figures: a 1 KB body with a
+// JSON answer, and the same streamed.
+func newRouteRequests() (json, stream *routeRequest, err error) {
+	if json, err = newRouteRequest(false); err != nil {
+		return nil, nil, err
+	}
+	if stream, err = newRouteRequest(true); err != nil {
+		return nil, nil, err
+	}
+	return json, stream, nil
+}
+
 // run drives the request through a plugin configured with routeConf.
 func (r *routeRequest) run(p *harness.Plugin) error {
 	s := p.NewStream()
@@ -164,13 +172,16 @@ func (b *bench) seedVM(ctx context.Context) (*harness.VM, *harness.Plugin, func(
 	return vm, p, func() { vm.Close(ctx); m.Close(ctx) }, nil
 }
 
+// seedPlugin is the plugin of the seed's first example (seedConf).
+var seedPlugin = harness.PluginConfig{Name: "ai-proxy", RootID: "ai-proxy", Configuration: []byte(seedConf)}
+
 // newPlugin is a fresh VM of m with the seed's plugin started.
 func newPlugin(ctx context.Context, m *harness.Module) (*harness.VM, *harness.Plugin, error) {
 	vm, err := m.NewVM(ctx, harness.Env{Profile: harness.ProfileEnvoy})
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := vm.StartPlugin(harness.PluginConfig{Name: "ai-proxy", RootID: "ai-proxy", Configuration: []byte(seedConf)})
+	p, err := vm.StartPlugin(seedPlugin)
 	if err != nil {
 		vm.Close(ctx)
 		return nil, nil, err
@@ -202,14 +213,15 @@ func (b *bench) startup(ctx context.Context) error {
 			return err
 		}
 		t2 := time.Now()
-		if _, err := vm.StartPlugin(harness.PluginConfig{Name: "ai-proxy", RootID: "ai-proxy", Configuration: []byte(seedConf)}); err != nil {
+		if _, err := vm.StartPlugin(seedPlugin); err != nil {
+			vm.Close(ctx)
 			return err
 		}
 		t3 := time.Now()
 		inst, conf = append(inst, t2.Sub(t1)), append(conf, t3.Sub(t2))
 		vm.Close(ctx)
 	}
-	mi, mc := medianDur(inst), medianDur(conf)
+	mi, mc := median(inst), median(conf)
 	b.logf("module %d bytes: compile %v, instantiate %v, configure %v", len(data), compile, mi, mc)
 	b.add("start-up: compile the module (harness.Compile, no cache)", ms(compile), "ms", "")
 	b.add("start-up: instantiate (NewVM, median of 5)", ms(mi), "ms", "")
@@ -281,6 +293,21 @@ func (b *bench) rounds(ops []op) ([][]time.Duration, error) {
 	return out, nil
 }
 
+// tinyBody is the smallest chat request: the boundary figure's body.
+var tinyBody = []byte(`{"messages":[{"role":"user","content":"hi"}]}`)
+
+// repeat is the op that runs f n times, stopping at its first error.
+func repeat(f func() error) op {
+	return func(n int) error {
+		for range n {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // ratios is, per round, a[r] / b[r].
 func ratios(a, b []time.Duration) []float64 {
 	out := make([]float64, min(len(a), len(b)))
@@ -299,50 +326,19 @@ func (b *bench) filterCost(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	tiny := []byte(`{"messages":[{"role":"user","content":"hi"}]}`)
-	boundaryOp := func(n int) error {
-		for range n {
-			if err := oneCallout(vm, p, tiny); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	boundaryOp := repeat(func() error { return oneCallout(vm, p, tinyBody) })
 	kb := chatBody(chatBodySize)
-	callout1KOp := func(n int) error {
-		for range n {
-			if err := oneCallout(vm, p, kb); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	callout1KOp := repeat(func() error { return oneCallout(vm, p, kb) })
 	rp, err := startRoutePlugin(vm)
 	if err != nil {
 		return err
 	}
-	routeOp := func(stream bool) (op, error) {
-		rr, err := newRouteRequest(stream)
-		if err != nil {
-			return nil, err
-		}
-		return func(n int) error {
-			for range n {
-				if err := rr.run(rp); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, nil
-	}
-	route1KOp, err := routeOp(false)
+	json1K, stream1K, err := newRouteRequests()
 	if err != nil {
 		return err
 	}
-	routeStreamOp, err := routeOp(true)
-	if err != nil {
-		return err
-	}
+	route1KOp := repeat(func() error { return json1K.run(rp) })
+	routeStreamOp := repeat(func() error { return stream1K.run(rp) })
 
 	native, err := shapeNativeOps()
 	if err != nil {
@@ -362,13 +358,13 @@ func (b *bench) filterCost(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	boundary := medianDur(res[0])
+	boundary := median(res[0])
 	b.logf("boundary: %v per callout request (rounds: %v)", boundary, res[0])
-	b.logf("1 KB requests in the harness: callout %v, route %v, streamed route %v", medianDur(res[1]), medianDur(res[2]), medianDur(res[3]))
+	b.logf("1 KB requests in the harness: callout %v, route %v, streamed route %v", median(res[1]), median(res[2]), median(res[3]))
 	b.add("host/module boundary: one whole callout request (tiny body)", us(boundary), "µs", "<= 20")
-	b.add("filter in the harness: one whole callout request, 1 KB body", us(medianDur(res[1])), "µs", "")
-	b.add("filter in the harness: one whole route request, 1 KB body, JSON answer", us(medianDur(res[2])), "µs", "")
-	b.add("filter in the harness: one whole streamed route request, 1 KB body, 4 SSE chunks", us(medianDur(res[3])), "µs", "")
+	b.add("filter in the harness: one whole callout request, 1 KB body", us(median(res[1])), "µs", "")
+	b.add("filter in the harness: one whole route request, 1 KB body, JSON answer", us(median(res[2])), "µs", "")
+	b.add("filter in the harness: one whole streamed route request, 1 KB body, 4 SSE chunks", us(median(res[3])), "µs", "")
 	cold, err := coldRoute(rp)
 	if err != nil {
 		return err
@@ -380,9 +376,9 @@ func (b *bench) filterCost(ctx context.Context) error {
 	for i, sz := range shapeSizes {
 		nat, wa := res[shapeOps+2*i], wasmAt(i)
 		ratio := median(ratios(wa, nat))
-		b.logf("shaping %-6s native %v, wasm %v: %.2f×", sz.name, medianDur(nat), medianDur(wa), ratio)
-		b.add("shaping "+sz.name+": native", us(medianDur(nat)), "µs", "")
-		b.add("shaping "+sz.name+": in wasm", us(medianDur(wa)), "µs", "")
+		b.logf("shaping %-6s native %v, wasm %v: %.2f×", sz.name, median(nat), median(wa), ratio)
+		b.add("shaping "+sz.name+": native", us(median(nat)), "µs", "")
+		b.add("shaping "+sz.name+": in wasm", us(median(wa)), "µs", "")
 		target := "<= 4"
 		if sz.n < 64<<10 {
 			target = ""
@@ -429,30 +425,17 @@ func (b *bench) shapeWasmOps(ctx context.Context) ([]op, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (make bench builds it from filter/shape/testdata/wasmbench)", err)
 	}
-	r := wazero.NewRuntime(ctx)
-	release := func() { r.Close(ctx) }
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	compiled, err := r.CompileModule(ctx, code)
+	wb, err := testutil.LoadWasmBench(ctx, code)
 	if err != nil {
-		release()
 		return nil, nil, err
 	}
+	release := func() { wb.Close(ctx) }
 	var out []op
 	for _, sz := range shapeSizes {
-		mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithStartFunctions("_initialize").WithName(""))
+		mod, err := wb.Instance(ctx, shapetest.ChatBody(sz.n))
 		if err != nil {
 			release()
-			return nil, nil, err
-		}
-		body := shapetest.ChatBody(sz.n)
-		res, err := mod.ExportedFunction("input_buffer").Call(ctx, uint64(len(body)))
-		if err != nil {
-			release()
-			return nil, nil, err
-		}
-		if !mod.Memory().Write(uint32(res[0]), body) {
-			release()
-			return nil, nil, fmt.Errorf("%w: writing the input", errBench)
+			return nil, nil, fmt.Errorf("%w: wasm shaping %s: %v", errBench, sz.name, err)
 		}
 		shapeFn := mod.ExportedFunction("shape_input")
 		out = append(out, func(n int) error {
@@ -498,21 +481,6 @@ func (b *bench) vmMemory(ctx context.Context) error {
 	return nil
 }
 
-func medianDur(v []time.Duration) time.Duration {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// absPath is path made absolute against the working directory.
-func absPath(path string) (string, error) { return filepath.Abs(path) }
-
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // coldRoute is the median time of one route request (1 KB body, JSON
@@ -538,5 +506,5 @@ func coldRoute(p *harness.Plugin) (time.Duration, error) {
 		}
 		times = append(times, time.Since(start))
 	}
-	return medianDur(times), nil
+	return median(times), nil
 }

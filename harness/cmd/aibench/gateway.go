@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,22 +13,21 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"ai-proxy/harness/bootstrap"
 	"ai-proxy/harness/gateway"
+	"ai-proxy/harness/testutil"
 )
 
 // bootstrapYAML is the benchmark's bootstrap: every listener and the admin
 // on 127.0.0.1 port 0 (the gateway picks free ports and prints them), routes
 // without a timeout so that slow streams are not cut.
-func bootstrapYAML(wasm string, listeners []bootstrap.ListenerSpec, clusters []bootstrap.ClusterSpec) ([]byte, error) {
+func bootstrapYAML(wasm string, listeners []bootstrap.ListenerSpec, clusters []bootstrap.ClusterSpec) []byte {
 	for i := range listeners {
 		listeners[i].Timeout = "0s"
 	}
-	return bootstrap.Spec{Listeners: listeners, Clusters: clusters, WasmFile: wasm}.YAML(), nil
+	return bootstrap.Spec{Listeners: listeners, Clusters: clusters, WasmFile: wasm}.YAML()
 }
 
 // gw is the gateway under test: the build/gateway process, or (-inprocess,
@@ -39,67 +37,35 @@ type gw struct {
 	admin string            // admin "host:port"
 	pid   int               // the process whose RSS is measured
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	lib    *gateway.Gateway
-	stderr *tail
+	proc *testutil.Proc
+	lib  *gateway.Gateway
 }
 
 // errGateway: the gateway did not start or stopped.
 var errGateway = errors.New("gateway")
 
-// startProcess runs bin -config FILE -workers N -access-log off and waits
-// for "gateway: ready", reading the listeners' addresses from its stderr.
-func startProcess(bin, config string, workers int) (*gw, error) {
+// startProcess runs bin -config FILE -workers N -access-log off, waits for
+// its ready line and reads the addresses of the named listeners and of the
+// admin from its stderr.
+func startProcess(bin, config string, workers int, listeners []string) (*gw, error) {
 	cmd := exec.Command(bin, "-config", config, "-workers", strconv.Itoa(workers), "-access-log", "off", "-log-level", "warn")
 	cmd.Stdout = io.Discard
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
+	p, err := testutil.StartProc(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errGateway, err)
 	}
-	g := &gw{addrs: map[string]string{}, pid: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), stderr: &tail{}}
-	go func() {
-		cmd.Wait()
-		pw.Close()
-		close(g.exited)
-	}()
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signalled := false
-		for sc.Scan() {
-			line := sc.Text()
-			g.stderr.add(line)
-			if signalled {
-				continue
-			}
-			if rest, ok := strings.CutPrefix(line, "gateway: listener "); ok {
-				if name, addr, ok := strings.Cut(rest, " on "); ok {
-					g.addrs[name] = addr
-				}
-			} else if rest, ok := strings.CutPrefix(line, "gateway: admin on "); ok {
-				g.admin = rest
-			} else if line == "gateway: ready" {
-				signalled = true
-				ready <- nil
-			}
-		}
-		if !signalled {
-			ready <- fmt.Errorf("%w exited before it was ready: %s", errGateway, g.stderr.String())
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return nil, err
-		}
-		return g, nil
-	case <-time.After(2 * time.Minute):
-		g.stop()
-		return nil, fmt.Errorf("%w: not ready after 2 minutes: %s", errGateway, g.stderr.String())
+	if err := p.WaitReady(2 * time.Minute); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("%w: %v: %s", errGateway, err, p.Output())
 	}
+	g := &gw{addrs: map[string]string{}, pid: cmd.Process.Pid, proc: p}
+	for _, name := range listeners {
+		if addr, ok := p.Addr("listener " + name); ok {
+			g.addrs[name] = addr
+		}
+	}
+	g.admin, _ = p.Addr("admin")
+	return g, nil
 }
 
 // startInProcess runs the gateway in this process (harness/gateway).
@@ -132,15 +98,10 @@ func (g *gw) url(listener string) string { return "http://" + g.addrs[listener] 
 
 // alive reports an error when the gateway process has exited.
 func (g *gw) alive() error {
-	if g.exited == nil {
+	if g.proc == nil || g.proc.Running() {
 		return nil
 	}
-	select {
-	case <-g.exited:
-		return fmt.Errorf("%w exited: %s", errGateway, g.stderr.String())
-	default:
-		return nil
-	}
+	return fmt.Errorf("%w exited: %s", errGateway, g.proc.Output())
 }
 
 // collect asks the gateway to collect garbage and return freed memory to the
@@ -227,15 +188,8 @@ func (g *gw) stop() {
 		g.lib.Shutdown(ctx)
 		return
 	}
-	if g.cmd == nil || g.cmd.Process == nil {
-		return
-	}
-	g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.exited:
-	case <-time.After(15 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.exited
+	if g.proc != nil {
+		_ = g.proc.Stop(15 * time.Second)
 	}
 }
 
@@ -243,25 +197,4 @@ func (g *gw) stop() {
 func writeConfig(dir string, data []byte) (string, error) {
 	path := filepath.Join(dir, "bench-gateway.yaml")
 	return path, os.WriteFile(path, data, 0o644)
-}
-
-// tail keeps the last lines of a process's stderr for error messages.
-type tail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (t *tail) add(line string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines = append(t.lines, line)
-	if len(t.lines) > 20 {
-		t.lines = t.lines[len(t.lines)-20:]
-	}
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, " | ")
 }

@@ -110,12 +110,7 @@ func guestProfile(ctx context.Context, path string, requests int, w io.Writer) e
 	if err != nil {
 		return err
 	}
-	tiny := []byte(`{"messages":[{"role":"user","content":"hi"}]}`)
-	rr, err := newRouteRequest(false)
-	if err != nil {
-		return err
-	}
-	rs, err := newRouteRequest(true)
+	rr, rs, err := newRouteRequests()
 	if err != nil {
 		return err
 	}
@@ -123,7 +118,7 @@ func guestProfile(ctx context.Context, path string, requests int, w io.Writer) e
 		name string
 		run  func(vm *harness.VM, callout, route *harness.Plugin) error
 	}{
-		{"callout request, tiny body", func(vm *harness.VM, p, _ *harness.Plugin) error { return oneCallout(vm, p, tiny) }},
+		{"callout request, tiny body", func(vm *harness.VM, p, _ *harness.Plugin) error { return oneCallout(vm, p, tinyBody) }},
 		{"route request, 1 KB body, JSON answer", func(_ *harness.VM, _, p *harness.Plugin) error { return rr.run(p) }},
 		{"streamed route request, 1 KB body, 4 SSE chunks", func(_ *harness.VM, _, p *harness.Plugin) error { return rs.run(p) }},
 	}

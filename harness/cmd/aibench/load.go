@@ -1,18 +1,19 @@
 package main
 
 import (
-	"ai-proxy/harness/bootstrap"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"ai-proxy/e2e/mockllm"
 	"ai-proxy/harness/bench/loadgen"
+	"ai-proxy/harness/bootstrap"
 )
 
 // The plugin configurations under test (flat form): the model and two
@@ -71,7 +72,7 @@ func (b *bench) startSetup(ctx context.Context) (*setup, error) {
 	}
 	s.streamBody = bytes.Replace(s.body, []byte(`"stream":false`), []byte(`"stream":true`), 1)
 	if bytes.Equal(s.streamBody, s.body) {
-		return nil, fmt.Errorf("shapetest.ChatBody has no \"stream\":false to turn into a stream")
+		return nil, fmt.Errorf("chatBody has no \"stream\":false to turn into a stream")
 	}
 	ok := false
 	defer func() {
@@ -95,25 +96,22 @@ func (b *bench) startSetup(ctx context.Context) (*setup, error) {
 			return nil, err
 		}
 	}
-	wasm, err := absPath(b.o.wasm)
+	wasm, err := filepath.Abs(b.o.wasm)
 	if err != nil {
 		return nil, err
 	}
-	conf, err := bootstrapYAML(wasm,
-		[]bootstrap.ListenerSpec{
-			{Name: lnPlain, Cluster: "llm"},
-			{Name: lnRoute, Plugin: routeConf, Cluster: "llm"},
-			{Name: lnCallout, Plugin: calloutConf, Cluster: "llm"},
-			{Name: lnBig, Plugin: routeConf, Cluster: "big"},
-			{Name: lnSlow, Plugin: routeConf, Cluster: "slow"},
-			{Name: lnSlowPlain, Cluster: "slow-plain"},
-			{Name: lnSSEPlain, Cluster: "sse"},
-			{Name: lnSSERoute, Plugin: routeConf, Cluster: "sse"},
-		},
+	listeners := []bootstrap.ListenerSpec{
+		{Name: lnPlain, Cluster: "llm"},
+		{Name: lnRoute, Plugin: routeConf, Cluster: "llm"},
+		{Name: lnCallout, Plugin: calloutConf, Cluster: "llm"},
+		{Name: lnBig, Plugin: routeConf, Cluster: "big"},
+		{Name: lnSlow, Plugin: routeConf, Cluster: "slow"},
+		{Name: lnSlowPlain, Cluster: "slow-plain"},
+		{Name: lnSSEPlain, Cluster: "sse"},
+		{Name: lnSSERoute, Plugin: routeConf, Cluster: "sse"},
+	}
+	conf := bootstrapYAML(wasm, listeners,
 		[]bootstrap.ClusterSpec{{Name: "llm", Port: s.fast.port}, {Name: "big", Port: s.big.port}, {Name: "sse", Port: s.sse.port}, {Name: "slow", Port: s.slow.port}, {Name: "slow-plain", Port: s.slowPlain.port}})
-	if err != nil {
-		return nil, err
-	}
 	if b.o.inprocess {
 		s.gw, err = startInProcess(ctx, conf, b.o.workers)
 	} else {
@@ -126,7 +124,11 @@ func (b *bench) startSetup(ctx context.Context) (*setup, error) {
 		if werr != nil {
 			return nil, werr
 		}
-		s.gw, err = startProcess(b.o.gatewayBin, path, b.o.workers)
+		names := make([]string, len(listeners))
+		for i, l := range listeners {
+			names[i] = l.Name
+		}
+		s.gw, err = startProcess(b.o.gatewayBin, path, b.o.workers, names)
 	}
 	if err != nil {
 		return nil, err
@@ -192,6 +194,30 @@ func (r *runs) perRequest(l string, cpu map[string]time.Duration) time.Duration 
 	return cpu[l] / time.Duration(n)
 }
 
+// warmClients makes one keep-alive client per listener and warms each
+// listener up with warmup requests through it; m is the listeners' mock,
+// whose records are dropped after each. Call the returned function to close
+// the clients' connections.
+func (s *setup) warmClients(ctx context.Context, m *mock, listeners []string, body []byte, concurrency, warmup int) (map[string]*http.Client, func(), error) {
+	clients := map[string]*http.Client{}
+	for _, l := range listeners {
+		clients[l] = loadgen.NewClient(concurrency)
+	}
+	closeAll := func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}
+	for _, l := range listeners {
+		if _, err := s.load(ctx, clients[l], l, body, concurrency, warmup); err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("warm-up of %s: %w", l, err)
+		}
+		m.forget()
+	}
+	return clients, closeAll, nil
+}
+
 // interleaved runs, after a warm-up of each, rounds of n requests on every
 // listener, rotating the order each round (A B C, B C A, C A B, ...). It
 // returns each listener's results, one per round, and the gateway's CPU time
@@ -203,21 +229,11 @@ func (b *bench) interleaved(ctx context.Context, s *setup, listeners []string, b
 // interleavedOn is interleaved with the listeners' mock m (whose records are
 // dropped after each run).
 func (b *bench) interleavedOn(ctx context.Context, s *setup, m *mock, listeners []string, body []byte, concurrency, warmup, rounds, n int) (*runs, error) {
-	clients := map[string]*http.Client{}
-	for _, l := range listeners {
-		clients[l] = loadgen.NewClient(concurrency)
+	clients, closeClients, err := s.warmClients(ctx, m, listeners, body, concurrency, warmup)
+	if err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
-		}
-	}()
-	for _, l := range listeners {
-		if _, err := s.load(ctx, clients[l], l, body, concurrency, warmup); err != nil {
-			return nil, fmt.Errorf("warm-up of %s: %w", l, err)
-		}
-		m.forget()
-	}
+	defer closeClients()
 	out := &runs{results: map[string][]*loadgen.Result{}, cpu: map[string]time.Duration{}, self: map[string]time.Duration{}}
 	for r := range rounds {
 		for k := range listeners {
@@ -353,25 +369,10 @@ func (b *bench) bigStreamPhase(ctx context.Context, s *setup) error {
 	if _, err := stream(bigStream(256 << 10)); err != nil { // warm-up
 		return fmt.Errorf("warm-up stream: %w", err)
 	}
-	before, err := s.gw.settledRSS()
-	if err != nil {
-		return err
-	}
-	if err := s.gw.resetPeak(); err != nil {
-		return err
-	}
 	big := bigStream(b.o.bigStream)
-	res, err := stream(big)
+	res, before, peak, after, err := s.measureStream(stream, big)
 	if err != nil {
 		return fmt.Errorf("big stream: %w", err)
-	}
-	peak, err := s.gw.rss("VmHWM")
-	if err != nil {
-		return err
-	}
-	after, err := s.gw.settledRSS()
-	if err != nil {
-		return err
 	}
 	mb := float64(streamSize(big)) / 1e6
 	b.logf("%.1f MB stream in %v: RSS %.1f → %.1f MiB, peak %.1f MiB", mb, res.Elapsed.Round(time.Millisecond), mib(before), mib(after), mib(peak))
@@ -384,24 +385,10 @@ func (b *bench) bigStreamPhase(ctx context.Context, s *setup) error {
 
 	// Four times the answer: the peak is garbage bounded by the collector's
 	// pacing (GOGC), not a copy of the answer.
-	if err := s.gw.resetPeak(); err != nil {
-		return err
-	}
-	before4, err := s.gw.settledRSS()
-	if err != nil {
-		return err
-	}
 	huge := bigStream(4 * b.o.bigStream)
-	if _, err := stream(huge); err != nil {
+	_, before4, peak4, after4, err := s.measureStream(stream, huge)
+	if err != nil {
 		return fmt.Errorf("4× stream: %w", err)
-	}
-	peak4, err := s.gw.rss("VmHWM")
-	if err != nil {
-		return err
-	}
-	after4, err := s.gw.settledRSS()
-	if err != nil {
-		return err
 	}
 	mb4 := float64(streamSize(huge)) / 1e6
 	b.logf("%.1f MB stream: RSS %.1f → %.1f MiB, peak %.1f MiB", mb4, mib(before4), mib(after4), mib(peak4))
@@ -410,23 +397,37 @@ func (b *bench) bigStreamPhase(ctx context.Context, s *setup) error {
 	return nil
 }
 
+// measureStream runs one stream of chunks and reads the gateway's RSS: settled
+// before it, its peak during it (reset after the settled reading, so that
+// garbage collected before the stream does not count) and settled after it.
+func (s *setup) measureStream(stream func([][]byte) (*loadgen.Result, error), chunks [][]byte) (res *loadgen.Result, before, peak, after int64, err error) {
+	if before, err = s.gw.settledRSS(); err != nil {
+		return
+	}
+	if err = s.gw.resetPeak(); err != nil {
+		return
+	}
+	if res, err = stream(chunks); err != nil {
+		return
+	}
+	if peak, err = s.gw.rss("VmHWM"); err != nil {
+		return
+	}
+	after, err = s.gw.settledRSS()
+	return
+}
+
 // rssGrowth is figure 5b: the gateway's RSS after warm-up and after
 // rssRequests more requests through the filter (route and callout mode in
 // turns of 10,000), and its VMs' linear memory.
 func (b *bench) rssGrowth(ctx context.Context, s *setup) error {
 	o := b.o
-	clients := map[string]*http.Client{lnRoute: loadgen.NewClient(o.concurrency), lnCallout: loadgen.NewClient(o.concurrency)}
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
-		}
-	}()
-	for _, l := range []string{lnRoute, lnCallout} { // warm-up (again, when throughput ran)
-		if _, err := s.load(ctx, clients[l], l, s.body, o.concurrency, o.warmup); err != nil {
-			return fmt.Errorf("warm-up of %s: %w", l, err)
-		}
-		s.fast.forget()
+	// Warmed up again when the throughput phase ran: these are new clients.
+	clients, closeClients, err := s.warmClients(ctx, s.fast, []string{lnRoute, lnCallout}, s.body, o.concurrency, o.warmup)
+	if err != nil {
+		return err
 	}
+	defer closeClients()
 	before, err := s.gw.settledRSS()
 	if err != nil {
 		return err
@@ -611,7 +612,9 @@ func medianRatio(a, b []*loadgen.Result) float64 {
 	return median(rs)
 }
 
-func median(v []float64) float64 {
+// median is the middle value of v (the mean of the two middle ones for an
+// even count), 0 for none.
+func median[T float64 | time.Duration](v []T) T {
 	if len(v) == 0 {
 		return 0
 	}

@@ -37,12 +37,9 @@ func TestChatBody(t *testing.T) {
 // supported subset, one listener per configuration with or without the
 // filter.
 func TestBootstrapYAML(t *testing.T) {
-	data, err := bootstrapYAML("/nonexistent/ai-proxy.wasm",
+	data := bootstrapYAML("/nonexistent/ai-proxy.wasm",
 		[]bootstrap.ListenerSpec{{Name: "plain", Cluster: "llm"}, {Name: "route", Plugin: routeConf, Cluster: "llm"}, {Name: "callout", Plugin: calloutConf, Cluster: "llm"}},
 		[]bootstrap.ClusterSpec{{Name: "llm", Port: 18081}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg, err := bootstrap.Parse(data)
 	if err != nil {
 		t.Fatalf("bootstrap.Parse: %v\n%s", err, data)
