@@ -436,7 +436,7 @@ func hostAddHeaderMapValue(vm *VM, p []uint64) abi.Status {
 	if st != abi.StatusOK {
 		return st
 	}
-	*hs = append(*hs, abi.Header{string(key), string(val)})
+	*hs = append(*hs, abi.Header{vm.internKey(key), vm.internValue(val)})
 	return abi.StatusOK
 }
 

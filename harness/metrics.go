@@ -215,10 +215,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	types := make(map[string]abi.MetricType)
 	entries := make([]entry, 0, len(list))
 	for _, mt := range list {
-		s := ParseSeries(mt.name)
+		drop := ""
 		if mt.typ == abi.MetricHistogram {
-			s.Labels = withoutLabel(s.Labels, "le")
+			drop = "le" // the buckets' own label
 		}
+		s := parseSeries(mt.name, drop)
 		if t, ok := types[s.Name]; ok && t != mt.typ {
 			continue
 		}
@@ -299,7 +300,11 @@ type Series struct {
 // name without a well-formed label list (no braces, unbalanced quotes, a
 // pair without '=') is sanitized whole with PromName and has no labels, as
 // before labels were supported.
-func ParseSeries(name string) Series {
+func ParseSeries(name string) Series { return parseSeries(name, "") }
+
+// parseSeries is ParseSeries without the label named drop (a repeated label
+// keeps its first value before drop applies).
+func parseSeries(name, drop string) Series {
 	open := strings.IndexByte(name, '{')
 	if open <= 0 || !strings.HasSuffix(name, "}") {
 		return Series{Name: PromName(name)}
@@ -311,7 +316,7 @@ func ParseSeries(name string) Series {
 	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
 	var b strings.Builder
 	for i, p := range pairs {
-		if i > 0 && pairs[i-1][0] == p[0] {
+		if i > 0 && pairs[i-1][0] == p[0] || p[0] == drop {
 			continue
 		}
 		if b.Len() > 0 {
@@ -407,25 +412,3 @@ func EscapeLabelValue(v string) string {
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-// withoutLabel removes the label named name from rendered labels.
-func withoutLabel(labels, name string) string {
-	if labels == "" {
-		return ""
-	}
-	s, ok := parseLabels(labels)
-	if !ok {
-		return labels
-	}
-	var b strings.Builder
-	for _, p := range s {
-		if p[0] == name {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(p[0] + `="` + EscapeLabelValue(p[1]) + `"`)
-	}
-	return b.String()
-}

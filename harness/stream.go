@@ -37,7 +37,7 @@ func (p *Plugin) NewStream() *Stream {
 	}
 	s.vm, s.plugin, s.id = vm, p, vm.newID()
 	vm.streams[s.id] = s
-	if vm.broken {
+	if vm.broken.Load() {
 		vm.failStream(s)
 		return s
 	}
@@ -80,7 +80,8 @@ const maxFreeStreams = 256
 // Release hands a finished stream back to its VM, which reuses it (and its
 // header lists and signal channel) for a later NewStream: an embedder that
 // creates a stream per request saves their allocations. The embedder must
-// not touch s afterwards. A stream not done yet, or with call-outs still in
+// not touch s afterwards, nor values it returned that the stream keeps
+// (Properties). A stream not done yet, or with call-outs still in
 // flight (their answers refer to it), is left to the garbage collector.
 func (s *Stream) Release() {
 	vm := s.vm
@@ -150,7 +151,7 @@ func (s *Stream) begin(side abi.StreamType) bool {
 		return false
 	}
 	s.resumed[side] = false
-	if s.vm.broken {
+	if s.vm.broken.Load() {
 		s.vm.failStream(s)
 		return false
 	}
@@ -162,7 +163,7 @@ func (s *Stream) begin(side abi.StreamType) bool {
 // would ever resume it (the embedder still finds the trap's local response
 // with LocalResponse, and must not wait on this stream's filter).
 func (s *Stream) idle() abi.Action {
-	if s.local != nil && !s.vm.broken {
+	if s.local != nil && !s.vm.broken.Load() {
 		return abi.ActionPause
 	}
 	return abi.ActionContinue
@@ -396,8 +397,9 @@ func (s *Stream) Closed() bool {
 func (s *Stream) Signal() <-chan struct{} { return s.signal }
 
 // Properties returns the values the guest set with proxy_set_property on
-// this stream (a copy of the map; the values are shared). Keys are the path
-// segments joined by ".".
+// this stream (a copy of the map; the values are shared, and live in the
+// stream's own buffer: they are valid until the stream is released). Keys
+// are the path segments joined by ".".
 func (s *Stream) Properties() map[string][]byte {
 	s.vm.mu.Lock()
 	defer s.vm.mu.Unlock()
@@ -421,7 +423,7 @@ func (s *Stream) Done() {
 	}
 	s.done = true
 	for _, ph := range [...]phase{phaseLog, phaseDone, phaseDelete} {
-		if !vm.broken {
+		if !vm.broken.Load() {
 			vm.streamCall(s, ph, 0, 0)
 		}
 	}

@@ -141,11 +141,11 @@ type VM struct {
 	calls       map[uint32]*pendingCall
 	nextCall    uint32
 
-	cur    callState
-	broken bool
-	// brokenNow mirrors broken for Broken, which embedders call on every
-	// request: it must not wait for the VM lock held by another stream's callback.
-	brokenNow atomic.Bool
+	cur callState
+	// broken is set once the guest trapped or the VM was closed. It is
+	// atomic for Broken, which embedders call on every request without the
+	// VM lock (another stream's callback may hold it).
+	broken atomic.Bool
 
 	logs      []LogEntry // ring of the last logRingSize lines
 	logHead   int        // oldest entry once the ring is full
@@ -239,8 +239,7 @@ func (vm *VM) streamCall(s *Stream, ph phase, a1, a2 uint64) abi.Action {
 // trap records a guest trap: the VM is broken from now on, every live stream
 // without a local response gets the filter_trap 500 and is signalled.
 func (vm *VM) trap(name string, err error) error {
-	vm.broken = true
-	vm.brokenNow.Store(true)
+	vm.broken.Store(true)
 	e := fmt.Errorf("%w in %s: %v", ErrTrap, name, err)
 	vm.addLog(abi.LogCritical, e.Error())
 	for _, s := range vm.streams {
@@ -295,7 +294,7 @@ func (vm *VM) lastStderr() string {
 // Broken reports whether the guest trapped (or the VM was closed). A broken
 // VM never calls the guest again: new streams get the filter_trap 500 local
 // response. The embedder should replace it with a fresh VM.
-func (vm *VM) Broken() bool { return vm.brokenNow.Load() }
+func (vm *VM) Broken() bool { return vm.broken.Load() }
 
 // LiveStreams is the number of streams created and not yet Done.
 func (vm *VM) LiveStreams() int {
@@ -315,7 +314,7 @@ func (vm *VM) LiveStreams() int {
 func (vm *VM) StartPlugin(cfg PluginConfig) (*Plugin, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if vm.broken {
+	if vm.broken.Load() {
 		return nil, ErrBroken
 	}
 	p := &Plugin{vm: vm, id: vm.newID(), cfg: cfg}
@@ -401,7 +400,7 @@ func (vm *VM) RespondCall(id uint32, resp *CallResponse) error {
 			s = nil
 		}
 	}
-	if vm.broken {
+	if vm.broken.Load() {
 		if s != nil {
 			vm.failStream(s)
 		}
@@ -435,7 +434,7 @@ func (vm *VM) RespondCall(id uint32, resp *CallResponse) error {
 func (vm *VM) Tick(p *Plugin) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if vm.broken || p.tick == 0 || !vm.fn.has(phaseTick) {
+	if vm.broken.Load() || p.tick == 0 || !vm.fn.has(phaseTick) {
 		return
 	}
 	vm.stack[0] = uint64(p.id)
@@ -470,8 +469,7 @@ func (vm *VM) MemorySize() uint32 {
 func (vm *VM) Close(ctx context.Context) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	vm.broken = true
-	vm.brokenNow.Store(true)
+	vm.broken.Store(true)
 	return vm.inst.Close(ctx)
 }
 
