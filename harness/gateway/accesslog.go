@@ -69,8 +69,9 @@ func loggedProperty(name string) bool {
 	return strings.HasPrefix(name, "llm_") || name == "request_llm_model"
 }
 
-// write encodes e and the logged properties as one line and writes it. A
-// write error is dropped: the access log never fails a request.
+// write encodes e and props (the logged properties: the caller filters them
+// with loggedProperty) as one line and writes it. A write error is dropped:
+// the access log never fails a request.
 func (l *accessLog) write(e *AccessLogEntry, props map[string][]byte) {
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -78,9 +79,7 @@ func (l *accessLog) write(e *AccessLogEntry, props map[string][]byte) {
 	}
 	names := make([]string, 0, len(props))
 	for k := range props {
-		if loggedProperty(k) {
-			names = append(names, k)
-		}
+		names = append(names, k)
 	}
 	sort.Strings(names)
 	l.mu.Lock()

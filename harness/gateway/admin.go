@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
-	"strings"
-	"sync"
 
 	"ai-proxy/filter/proxywasm/abi"
 	"ai-proxy/harness"
@@ -120,60 +118,49 @@ func (g *Gateway) MemoryStats() MemoryStats {
 // the Prometheus text format.
 func (g *Gateway) WritePrometheus(w io.Writer) {
 	g.metrics.WritePrometheus(w)
-	g.stats.write(w)
+	g.writeRequestCounts(w)
 	io.WriteString(w, "# HELP gateway_vm_reloads_total VMs replaced by fresh ones after a trap.\n")
 	io.WriteString(w, "# TYPE gateway_vm_reloads_total counter\n")
 	fmt.Fprintf(w, "gateway_vm_reloads_total %d\n", g.vmReloads.Load())
 }
 
-// counters are the gateway's own request counters.
-type counters struct {
-	mu       sync.Mutex
-	requests map[[2]string]uint64 // {listener, code class} → count
-}
+// codeClasses labels the listener's request counts: [0] counts the requests
+// reset before a response was sent, [c] those answered with a cXX status.
+var codeClasses = [len(listener{}.codes)]string{"reset", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx"}
 
-func newCounters() *counters {
-	return &counters{requests: map[[2]string]uint64{}}
-}
-
-// request counts one finished request; status 0 means it was reset before a
-// response was sent.
-func (c *counters) request(listener string, status int) {
-	class := "reset"
+// countRequest counts one finished request; status 0 means it was reset
+// before a response was sent (writeHeaders keeps a status in 200..999).
+func (l *listener) countRequest(status int) {
+	c := 0
 	if status > 0 {
-		class = fmt.Sprintf("%dxx", status/100)
+		c = status / 100
 	}
-	c.mu.Lock()
-	c.requests[[2]string{listener, class}]++
-	c.mu.Unlock()
+	l.codes[c].Add(1)
 }
 
-func (c *counters) write(w io.Writer) {
-	c.mu.Lock()
-	keys := make([][2]string, 0, len(c.requests))
-	for k := range c.requests {
-		keys = append(keys, k)
-	}
-	values := make(map[[2]string]uint64, len(keys))
-	for _, k := range keys {
-		values[k] = c.requests[k]
-	}
-	c.mu.Unlock()
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i][0] != keys[j][0] {
-			return keys[i][0] < keys[j][0]
-		}
-		return keys[i][1] < keys[j][1]
-	})
+// writeRequestCounts writes gateway_http_requests_total: by listener name,
+// then code class ("1xx".."9xx", then "reset"), counts of zero left out.
+func (g *Gateway) writeRequestCounts(w io.Writer) {
+	ls := append([]*listener(nil), g.listeners...)
+	sort.SliceStable(ls, func(i, j int) bool { return ls[i].cfg.Name < ls[j].cfg.Name })
 	io.WriteString(w, "# HELP gateway_http_requests_total Downstream requests by listener and response code class.\n")
 	io.WriteString(w, "# TYPE gateway_http_requests_total counter\n")
-	for _, k := range keys {
-		fmt.Fprintf(w, "gateway_http_requests_total{listener=\"%s\",code=\"%s\"} %d\n", escapeLabel(k[0]), k[1], values[k])
+	for i := 0; i < len(ls); {
+		name := ls[i].cfg.Name
+		var counts [len(codeClasses)]uint64
+		for ; i < len(ls) && ls[i].cfg.Name == name; i++ {
+			for c := range counts {
+				counts[c] += ls[i].codes[c].Load()
+			}
+		}
+		for k := 1; k <= len(counts); k++ {
+			c := k % len(counts) // 1..9, then 0 (reset)
+			if counts[c] == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "gateway_http_requests_total{listener=\"%s\",code=\"%s\"} %d\n", harness.EscapeLabelValue(name), codeClasses[c], counts[c])
+		}
 	}
-}
-
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
 }
 
 // slogLevel maps a proxy_log level to a slog level.

@@ -111,9 +111,8 @@ type exchange struct {
 	// stream copies what it is given, so one buffer per side serves).
 	reqHeaderBuf, respHeaderBuf [16]abi.Header
 	streamsBuf                  [2]*harness.Stream
-	flagsBuf                    [4]bool // backing of allowStop and seenLocal for up to 2 filters
+	seenBuf                     [2]bool // backing of seenLocal for up to 2 filters
 	pendingBuf                  [4]int  // backing of reqPending and respPending for up to 2 filters
-	allowStop                   []bool  // the filter's allow_on_headers_stop_iteration
 	seenLocal                   []bool  // a filter's local response has been taken
 	reqPending                  []int   // request bytes buffered at each filter
 	respPending                 []int   // response bytes buffered at each filter
@@ -186,25 +185,27 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.streams = make([]*harness.Stream, n)
 	}
 	if n > 0 {
-		var flags []bool
 		var pending []int
-		if 2*n <= len(x.flagsBuf) {
-			flags, pending = x.flagsBuf[:2*n], x.pendingBuf[:2*n]
+		if n <= len(x.seenBuf) {
+			x.seenLocal, pending = x.seenBuf[:n], x.pendingBuf[:2*n]
 		} else {
-			flags, pending = make([]bool, 2*n), make([]int, 2*n)
+			x.seenLocal, pending = make([]bool, n), make([]int, 2*n)
 		}
-		x.allowStop, x.seenLocal = flags[:n:n], flags[n:]
 		x.reqPending, x.respPending = pending[:n:n], pending[n:]
 	}
 	for i, p := range plugins {
 		x.streams[i] = p.NewStream()
-		x.allowStop[i] = l.cfg.Filters[i].AllowOnHeadersStopIteration
 	}
 	defer x.finish()
 	if err := x.run(); err != nil {
 		x.reset = true
 		panic(http.ErrAbortHandler) // closes the connection: Envoy's stream reset
 	}
+}
+
+// allowStop reports filter i's allow_on_headers_stop_iteration.
+func (x *exchange) allowStop(i int) bool {
+	return x.l.cfg.Filters[i].AllowOnHeadersStopIteration
 }
 
 // finish ends every filter stream (on_log, on_done, on_delete), releases the
@@ -234,7 +235,7 @@ func (x *exchange) finish() {
 	if x.reset && x.ctx.Err() != nil {
 		x.setFlag(flagDownstreamDisconnect)
 	}
-	x.g.stats.request(x.l.cfg.Name, x.status)
+	x.l.countRequest(x.status)
 	if x.g.access != nil {
 		x.log()
 	}
@@ -292,14 +293,14 @@ func (x *exchange) run() error {
 		return err
 	}
 	if rep != nil {
-		return x.encode(rep.responseHeaders(), len(rep.body) == 0, &bytesSource{b: rep.body})
+		return x.encodeLocal(rep)
 	}
 	resp, rep, err := x.roundTrip()
 	if err != nil {
 		return err
 	}
 	if rep != nil {
-		return x.encode(rep.responseHeaders(), len(rep.body) == 0, &bytesSource{b: rep.body})
+		return x.encodeLocal(rep)
 	}
 	defer resp.Body.Close()
 	// A small answer of known length goes out in one write with its
@@ -317,6 +318,11 @@ func (x *exchange) run() error {
 		return x.writeDirect(timeoutReply())
 	}
 	return err
+}
+
+// badRequest is the router's answer to headers newRequest rejects.
+func badRequest(err error) *localReply {
+	return jsonError(http.StatusBadRequest, "invalid request headers: "+err.Error(), "invalid_request_error", "bad_request")
 }
 
 func timeoutReply() *localReply {
@@ -391,8 +397,8 @@ func (x *exchange) awaitResponse(i int) (done bool, err error) {
 // Continue or resumes; past the listener's buffer limit the answer is 413.
 // Pausing at end of stream waits for proxy_continue_stream or a local response.
 func (x *exchange) decode() (*localReply, error) {
-	hs := requestHeaders(x.r, x.l.cfg.StripAnyHostPort)
-	x.requestID = harness.HeaderValue(hs, "x-request-id")
+	hs, id := requestHeaders(x.r, x.l.cfg.StripAnyHostPort)
+	x.requestID = id
 	eos := x.r.Body == nil || x.r.Body == http.NoBody
 	if rep, err := x.requestHeaders(0, hs, eos); rep != nil || err != nil || eos {
 		return rep, err
@@ -431,7 +437,7 @@ func (x *exchange) requestHeaders(from int, hs []abi.Header, eos bool) (*localRe
 			return rep, nil
 		}
 		if act == abi.ActionPause {
-			if x.allowStop[i] && !eos {
+			if x.allowStop(i) && !eos {
 				x.reqHold = i
 				return nil, nil
 			}
@@ -572,7 +578,7 @@ func (x *exchange) startStreaming() {
 			cl = n
 		}
 	}
-	req, err := x.upstreamRequest(pr, cl)
+	req, err := newRequest(x.upCtx, x.upHeaders, x.up.scheme(), "cluster", pr, cl)
 	if err != nil {
 		pr.CloseWithError(err)
 		x.result <- roundTrip{err: err}
@@ -587,30 +593,32 @@ func (x *exchange) startStreaming() {
 	pw.Write(buffered)
 }
 
-// upstreamRequest builds the request to the route's cluster from the headers
-// as the filters left them.
-func (x *exchange) upstreamRequest(body io.Reader, contentLength int64) (*http.Request, error) {
-	method := harness.HeaderValue(x.upHeaders, ":method")
-	path := harness.HeaderValue(x.upHeaders, ":path")
-	u, err := url.ParseRequestURI(path)
+// errBadRequest: the headers have no :method or no valid :path.
+var errBadRequest = errors.New("invalid :method or :path")
+
+// newRequest builds an HTTP request from a proxy-wasm header map: :method,
+// :path (sent to scheme://host), :authority (the Host) and the other headers
+// (see setRequestHeaders). Its body is body, of length n (-1: unknown; 0: no
+// body). A missing :method or an invalid :path is errBadRequest.
+func newRequest(ctx context.Context, hs []abi.Header, scheme, host string, body io.Reader, n int64) (*http.Request, error) {
+	method := harness.HeaderValue(hs, ":method")
+	u, err := url.ParseRequestURI(harness.HeaderValue(hs, ":path"))
 	if err != nil || method == "" {
 		return nil, errBadRequest
 	}
-	u.Scheme, u.Host = x.up.scheme(), "cluster"
-	req, err := http.NewRequestWithContext(x.upCtx, method, u.String(), nil)
+	u.Scheme, u.Host = scheme, host
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, errBadRequest
 	}
-	if contentLength != 0 {
+	if n != 0 {
 		req.Body = io.NopCloser(body)
 	}
-	req.ContentLength = contentLength
-	req.Host = harness.HeaderValue(x.upHeaders, ":authority")
-	setRequestHeaders(req, x.upHeaders)
+	req.ContentLength = n
+	req.Host = harness.HeaderValue(hs, ":authority")
+	setRequestHeaders(req, hs)
 	return req, nil
 }
-
-var errBadRequest = errors.New("invalid :method or :path")
 
 // roundTrip sends the request upstream (or collects the streamed one) and
 // returns the response, or the reply Envoy's router would give: 504 on the
@@ -618,9 +626,9 @@ var errBadRequest = errors.New("invalid :method or :path")
 func (x *exchange) roundTrip() (*http.Response, *localReply, error) {
 	var res roundTrip
 	if x.pw == nil {
-		req, err := x.upstreamRequest(bytes.NewReader(x.upBody), int64(len(x.upBody)))
+		req, err := newRequest(x.upCtx, x.upHeaders, x.up.scheme(), "cluster", bytes.NewReader(x.upBody), int64(len(x.upBody)))
 		if err != nil {
-			return nil, jsonError(http.StatusBadRequest, "invalid request headers: "+err.Error(), "invalid_request_error", "bad_request"), nil
+			return nil, badRequest(err), nil
 		}
 		res.resp, res.err = x.g.send(x.up.transport, req)
 	} else {
@@ -638,7 +646,7 @@ func (x *exchange) roundTrip() (*http.Response, *localReply, error) {
 		x.setFlag(flagDownstreamDisconnect)
 		return nil, nil, errReset
 	case errors.Is(res.err, errBadRequest):
-		return nil, jsonError(http.StatusBadRequest, "invalid request headers: "+res.err.Error(), "invalid_request_error", "bad_request"), nil
+		return nil, badRequest(res.err), nil
 	case errors.Is(res.err, errNoHealthyUpstream):
 		return nil, jsonError(http.StatusServiceUnavailable, "no healthy upstream", "api_error", "upstream_unavailable"), nil
 	}
@@ -674,6 +682,12 @@ func (s *readerSource) next() ([]byte, bool, error) {
 			return s.buf[:n], false, nil
 		}
 	}
+}
+
+// encodeLocal runs a local reply (a filter's or the router's) through the
+// filters' response path, as encode does an upstream response.
+func (x *exchange) encodeLocal(rep *localReply) error {
+	return x.encode(rep.responseHeaders(), len(rep.body) == 0, &bytesSource{b: rep.body})
 }
 
 // errAnswered unwinds encode once a local reply replaced the response.
@@ -737,7 +751,7 @@ func (x *exchange) responseHeaders(from int, hs []abi.Header, eos bool) error {
 			return x.answer(rep)
 		}
 		if act == abi.ActionPause {
-			if x.allowStop[i] && !eos {
+			if x.allowStop(i) && !eos {
 				x.respHold = i
 				return nil
 			}

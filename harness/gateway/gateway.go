@@ -86,7 +86,6 @@ type Gateway struct {
 	admin   *http.Server
 	adminLn net.Listener
 	mu      sync.Mutex
-	stats   *counters
 	active  sync.WaitGroup // requests being served
 	access  *accessLog     // nil: no access log
 
@@ -104,6 +103,8 @@ type listener struct {
 	cfg   *bootstrap.Listener
 	g     *Gateway
 	ln    net.Listener
+	// codes counts the finished requests by code class (see countRequest).
+	codes [10]atomic.Uint64
 }
 
 // worker holds one VM per distinct VM key and the plugins of every listener's
@@ -211,7 +212,6 @@ func New(cfg *bootstrap.Config, opts Options) (*Gateway, error) {
 		clusters: map[string]*upstream{},
 		ctx:      ctx,
 		cancel:   cancel,
-		stats:    newCounters(),
 	}
 	if opts.AccessLog != nil {
 		g.access = &accessLog{w: opts.AccessLog}

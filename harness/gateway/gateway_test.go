@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -311,7 +312,7 @@ func tlsCallee(t *testing.T, delay time.Duration) (addr, caFile string) {
 		}
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, "sni="+r.TLS.ServerName+" path="+r.URL.Path+" host="+r.Host+
-			" caller="+r.Header.Get("X-Caller")+" len="+itoa(len(b)))
+			" caller="+r.Header.Get("X-Caller")+" len="+strconv.Itoa(len(b)))
 	}))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -350,11 +351,6 @@ func selfSignedCA(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func TestHTTPCall(t *testing.T) {

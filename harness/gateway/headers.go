@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"ai-proxy/filter/proxywasm/abi"
-	"ai-proxy/harness"
 )
 
 // hopByHop are the connection-level headers a proxy never forwards.
@@ -26,8 +25,9 @@ var hopByHop = map[string]bool{
 // requestHeaders builds the request header map as Envoy presents it to the
 // filters: :authority, :path (with query), :method, :scheme, then the other
 // headers lowercased (sorted by name, values in order), with x-forwarded-proto
-// set and an x-request-id generated when absent.
-func requestHeaders(r *http.Request, stripPort bool) []abi.Header {
+// set and an x-request-id generated when absent. It also returns the request
+// id: the first x-request-id value (as sent, even empty), else the generated one.
+func requestHeaders(r *http.Request, stripPort bool) ([]abi.Header, string) {
 	authority := r.Host
 	if stripPort {
 		authority = hostWithoutPort(authority)
@@ -44,18 +44,27 @@ func requestHeaders(r *http.Request, stripPort bool) []abi.Header {
 		abi.Header{":scheme", "http"},
 	)
 	hs = fromHTTPHeader(hs, r.Header)
+	var id string
+	seen := false
 	out := hs[:0]
 	for _, h := range hs {
-		if h[0] == "x-forwarded-proto" {
+		switch {
+		case h[0] == "x-forwarded-proto":
 			continue
+		case h[0] == "x-request-id" && !seen:
+			id, seen = h[1], true
 		}
 		out = append(out, h)
 	}
 	hs = out
-	if harness.HeaderValue(hs, "x-request-id") == "" {
-		hs = append(hs, abi.Header{"x-request-id", newRequestID()})
+	if id == "" {
+		gen := newRequestID()
+		hs = append(hs, abi.Header{"x-request-id", gen})
+		if !seen {
+			id = gen
+		}
 	}
-	return append(hs, abi.Header{"x-forwarded-proto", "http"})
+	return append(hs, abi.Header{"x-forwarded-proto", "http"}), id
 }
 
 // fromHTTPHeader appends h to hs with lowercased names, sorted by name, without

@@ -18,7 +18,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"ai-proxy/harness"
 	"ai-proxy/harness/bootstrap"
 	"ai-proxy/harness/testutil"
 )
@@ -367,5 +366,3 @@ func metric(t testing.TB, g *testGateway, name string) int64 {
 	}
 	return v
 }
-
-var _ = harness.ProfileEnvoy

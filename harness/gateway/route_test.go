@@ -70,7 +70,7 @@ func TestRequestHeaders(t *testing.T) {
 		"X-Forwarded-Proto": {"https"}, // replaced: the gateway's scheme is http
 		"X-Request-Id":      {"given"},
 	}
-	got := requestHeaders(r, false)
+	got, reqID := requestHeaders(r, false)
 	want := []abi.Header{
 		{":authority", "api.example.com:8080"},
 		{":path", "/v1/chat?stream=1"},
@@ -86,14 +86,20 @@ func TestRequestHeaders(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("requestHeaders:\n got %v\nwant %v", got, want)
 	}
+	if reqID != "given" {
+		t.Errorf("request id %q, want the client's", reqID)
+	}
 	r.Header.Del("X-Request-Id")
-	got = requestHeaders(r, true)
+	got, reqID = requestHeaders(r, true)
 	if got[0] != (abi.Header{":authority", "api.example.com"}) {
 		t.Errorf("strip_any_host_port: %v", got[0])
 	}
 	id := got[len(got)-2]
 	if id[0] != "x-request-id" || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(id[1]) {
 		t.Errorf("generated x-request-id %v", id)
+	}
+	if reqID != id[1] {
+		t.Errorf("request id %q, want the generated %q", reqID, id[1])
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -79,19 +78,26 @@ func (u *upstream) pick() (bootstrap.Endpoint, error) {
 	return eps[(u.next.Add(1)-1)%uint64(len(eps))], nil
 }
 
-// dial connects to the next endpoint within connect_timeout. DNS clusters
-// resolve the host name at dial time.
-func (u *upstream) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+// dialEndpoint connects to the next endpoint within connect_timeout; the
+// connection counts in u.conns. DNS clusters resolve the host name at dial
+// time.
+func (u *upstream) dialEndpoint(ctx context.Context) (bootstrap.Endpoint, net.Conn, error) {
 	ep, err := u.pick()
 	if err != nil {
-		return nil, err
+		return ep, nil, err
 	}
 	d := net.Dialer{Timeout: u.cfg.ConnectTimeout}
 	conn, err := d.DialContext(ctx, u.cfg.Network, ep.Addr())
 	if err != nil {
-		return nil, err
+		return ep, nil, err
 	}
-	return u.counted(conn), nil
+	return ep, u.counted(conn), nil
+}
+
+// dial connects to the next endpoint (see dialEndpoint).
+func (u *upstream) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	_, conn, err := u.dialEndpoint(ctx)
+	return conn, err
 }
 
 // counted wraps conn so that it counts in u.conns until it is closed.
@@ -118,18 +124,12 @@ func (c *countedConn) Close() error {
 // dialTLS connects and handshakes within connect_timeout, sending the
 // configured SNI (or the endpoint's host name when it is not an IP).
 func (u *upstream) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
-	ep, err := u.pick()
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.ConnectTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, u.cfg.Network, ep.Addr())
+	ep, conn, err := u.dialEndpoint(ctx)
 	if err != nil {
 		return nil, err
 	}
-	conn = u.counted(conn)
 	cfg := u.tls.Clone()
 	if cfg.ServerName == "" && net.ParseIP(ep.Host) == nil {
 		cfg.ServerName = ep.Host
@@ -229,9 +229,10 @@ func (g *Gateway) callFunc(call harness.HTTPCall) func(context.Context) *harness
 			ctx, cancel = context.WithTimeout(ctx, call.Timeout)
 			defer cancel()
 		}
-		req, err := callRequest(ctx, call, scheme, host)
+		req, err := newRequest(ctx, call.Headers, scheme, host, bytes.NewReader(call.Body), int64(len(call.Body)))
 		if err != nil {
-			g.log.Debug("http call rejected", "upstream", call.Upstream, "err", err)
+			g.log.Debug("http call rejected", "upstream", call.Upstream, "err", err,
+				"method", call.Header(":method"), "path", call.Header(":path"))
 			return nil
 		}
 		resp, err := rt.RoundTrip(req)
@@ -251,33 +252,6 @@ func (g *Gateway) callFunc(call harness.HTTPCall) func(context.Context) *harness
 			Trailers: fromHTTPHeader(nil, resp.Trailer),
 		}
 	}
-}
-
-// callRequest builds the HTTP request of a proxy_http_call: :method, :path,
-// :authority (the Host) and the other headers as the guest gave them.
-func callRequest(ctx context.Context, call harness.HTTPCall, scheme, host string) (*http.Request, error) {
-	method := call.Header(":method")
-	path := call.Header(":path")
-	if method == "" || path == "" {
-		return nil, errors.New("http call without :method or :path")
-	}
-	u, err := url.ParseRequestURI(path)
-	if err != nil {
-		return nil, fmt.Errorf("http call :path %q: %v", path, err)
-	}
-	u.Scheme, u.Host = scheme, host
-	var body io.ReadCloser = http.NoBody
-	if len(call.Body) > 0 {
-		body = io.NopCloser(bytes.NewReader(call.Body))
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = int64(len(call.Body))
-	req.Host = call.Header(":authority")
-	setRequestHeaders(req, call.Headers)
-	return req, nil
 }
 
 // responseHeaders returns ":status" then the response headers, lowercased.
