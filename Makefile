@@ -10,6 +10,8 @@ MOCK_LLM     ?= 127.0.0.1:18081
 OCI          := $(BUILD)/ai-proxy-oci.tar
 OCI_TAG      ?= latest
 IMAGE        ?=
+# WASM_BUILD builds a Go package as a wasip1 reactor module: add -o FILE PKG.
+WASM_BUILD    = GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w'
 
 .PHONY: all build test run bench lint check clean
 .PHONY: oci push
@@ -19,7 +21,7 @@ all: build
 ## build: build/ai-proxy.wasm (the filter, standard Go wasip1 reactor) and build/gateway
 build:
 	@mkdir -p $(BUILD)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $(WASM) ./filter
+	$(WASM_BUILD) -o $(WASM) ./filter
 	$(GO) build -o $(GATEWAY) ./harness/cmd/gateway
 
 ## test: every test (unit, harness, e2e through build/gateway)
@@ -62,7 +64,7 @@ push:
 ## BENCH_FLAGS='-inprocess -cpuprofile build/bench.pprof' or '-quick'.
 BENCH_FLAGS ?=
 bench: build
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $(BUILD)/wasmbench.wasm ./filter/shape/testdata/wasmbench
+	$(WASM_BUILD) -o $(BUILD)/wasmbench.wasm ./filter/shape/testdata/wasmbench
 	$(GO) build -o $(BUILD)/aibench ./harness/cmd/aibench
 	./$(BUILD)/aibench -gateway $(GATEWAY) -wasm $(WASM) -shape-wasm $(BUILD)/wasmbench.wasm -out $(BUILD)/bench.json $(BENCH_FLAGS)
 

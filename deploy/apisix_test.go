@@ -260,14 +260,14 @@ func apisixBootstrap(t *testing.T, conf []byte, echoPort int) []byte {
 	return b
 }
 
-// withEndpoint returns conf with override.endpoint set.
-func withEndpoint(t *testing.T, conf []byte, endpoint string) []byte {
+// confWith returns the JSON object conf with its top-level key set to v.
+func confWith(t *testing.T, conf []byte, key string, v any) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(conf, &m); err != nil {
 		t.Fatal(err)
 	}
-	m["override"] = map[string]any{"endpoint": endpoint}
+	m[key] = v
 	return []byte(mustJSON(t, m))
 }
 
@@ -282,7 +282,7 @@ func TestAPISIXProfileSeed(t *testing.T) {
 	checkout.NeedBuild(t)
 	llm, up := startMocks(t)
 
-	conf := withEndpoint(t, loadAPISIXRoute(t).Plugins["ai-proxy-wasm"].Conf, "http://"+llm.Addr()+"/v1/chat/completions")
+	conf := confWith(t, loadAPISIXRoute(t).Plugins["ai-proxy-wasm"].Conf, "override", map[string]any{"endpoint": "http://" + llm.Addr() + "/v1/chat/completions"})
 	g, ready := runGateway(t, apisixBootstrap(t, conf, up.Port()), "-profile", "apisix")
 	if !ready {
 		t.Fatalf("the gateway did not start:\n%s", g.Output())
@@ -332,21 +332,13 @@ func TestAPISIXProfileRefusals(t *testing.T) {
 	t.Parallel()
 	checkout.NeedBuild(t)
 	base := loadAPISIXRoute(t).Plugins["ai-proxy-wasm"].Conf
-	edit := func(key string, v any) []byte {
-		var m map[string]any
-		if err := json.Unmarshal(base, &m); err != nil {
-			t.Fatal(err)
-		}
-		m[key] = v
-		return []byte(mustJSON(t, m))
-	}
 	cases := []struct {
 		name string
 		conf []byte
 		want string
 	}{
-		{"passthrough", edit("passthrough", true), "passthrough"},
-		{"route mode", edit("forward", "route"), "route"},
+		{"passthrough", confWith(t, base, "passthrough", true), "passthrough"},
+		{"route mode", confWith(t, base, "forward", "route"), "route"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -83,9 +82,7 @@ func decodeIstio(name string, data []byte) ([]istioObject, error) {
 			Metadata   metav1.ObjectMeta `json:"metadata"`
 			Spec       json.RawMessage   `json:"spec"`
 		}
-		dec := json.NewDecoder(bytes.NewReader(js))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&env); err != nil {
+		if err := strictJSON(js, &env); err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
 		gv, err := schema.ParseGroupVersion(env.APIVersion)

@@ -93,16 +93,19 @@ check() {
 	fi
 }
 
-# 1. Proxy to OpenAI: the client gets the LLM's completion.
-status=$(curl -sS -o "$tmp/1" -w '%{http_code}' "$openai/anything" -X POST \
-	-H "Content-Type: application/json" \
-	-H "Host: api.openai.com:443" \
-	-d '{
+# The body of examples 1 and 3: the documentation's math question.
+math='{
 "messages": [
 { "role": "system", "content": "You are a mathematician" },
 { "role": "user", "content": "What is 1+1?" }
 ]
-}')
+}'
+
+# 1. Proxy to OpenAI: the client gets the LLM's completion.
+status=$(curl -sS -o "$tmp/1" -w '%{http_code}' "$openai/anything" -X POST \
+	-H "Content-Type: application/json" \
+	-H "Host: api.openai.com:443" \
+	-d "$math")
 check "proxy to OpenAI" "$tmp/1" "$status" '"object":"chat.completion"' '"model":"gpt-4"' '"content":"1+1 equals 2."'
 
 # 2. Proxy to Azure OpenAI: the completion of the Azure deployment.
@@ -133,12 +136,7 @@ check "proxy to Azure OpenAI" "$tmp/2" "$status" '"object":"chat.completion"' '"
 status=$(curl -sS -o "$tmp/3" -w '%{http_code}' "$passthrough/anything" -X POST \
 	-H "Content-Type: application/json" \
 	-H "Host: api.openai.com:443" \
-	-d '{
-"messages": [
-{ "role": "system", "content": "You are a mathematician" },
-{ "role": "user", "content": "What is 1+1?" }
-]
-}')
+	-d "$math")
 check "forward LLM response to upstream" "$tmp/3" "$status" '"method": "POST"' '"url": "http://api.openai.com:443/anything"' \
 	'\"object\":\"chat.completion\"' '\"content\":\"1+1 equals 2.\"' '"Content-Type": "application/json"' \
 	'!sk-compose-openai-key' '!"Authorization"'

@@ -59,50 +59,24 @@ func closedPort(t *testing.T) int {
 // Gateway is a running build/gateway process.
 type Gateway struct {
 	t    *testing.T
-	Boot Bootstrap // with the ports it runs on
-	File string    // the bootstrap file
+	File string // the bootstrap file
 	proc *testutil.Proc
-	mu   sync.Mutex
-	done bool
 }
 
-// StartGateway writes b (free ports filled in) to a file, starts build/gateway
-// on it with the extra args, from the repository root, and waits until it is
-// ready. The gateway is stopped at the end of the test, which then checks that
-// it exits 0 on SIGTERM.
+// StartGateway writes b to a file, starts build/gateway on it with the extra
+// args, from the repository root, and waits until it is ready. Listeners and
+// admin of port 0 get free ports from the gateway, which prints them. The
+// gateway is stopped at the end of the test, which then checks that it exits
+// 0 on SIGTERM.
 func StartGateway(t *testing.T, b Bootstrap, args ...string) *Gateway {
 	t.Helper()
 	checkout.NeedBuild(t)
-	for attempt := 1; ; attempt++ {
-		boot := withPorts(t, b)
-		g, err := launch(t, boot, args)
-		if err == nil {
-			t.Cleanup(g.Stop)
-			return g
-		}
-		if errors.Is(err, errAddrInUse) && attempt < 3 {
-			t.Logf("attempt %d: %v; retrying with other ports", attempt, err)
-			continue
-		}
+	g := &Gateway{t: t, File: writeBootstrap(t, b.YAML())}
+	if err := launchFile(g, args...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-var errAddrInUse = errors.New("address already in use")
-
-func withPorts(t *testing.T, b Bootstrap) Bootstrap {
-	t.Helper()
-	out := b
-	if out.AdminPort == 0 {
-		out.AdminPort = testutil.FreePort(t)
-	}
-	out.Listeners = append([]Listener(nil), b.Listeners...)
-	for i := range out.Listeners {
-		if out.Listeners[i].Port == 0 {
-			out.Listeners[i].Port = testutil.FreePort(t)
-		}
-	}
-	return out
+	t.Cleanup(g.Stop)
+	return g
 }
 
 // writeBootstrap checks the generated file against Envoy's schema and the
@@ -126,79 +100,41 @@ func writeBootstrap(t *testing.T, data []byte) string {
 	return f.Name()
 }
 
-func launch(t *testing.T, boot Bootstrap, args []string) (*Gateway, error) {
-	t.Helper()
-	g := &Gateway{t: t, Boot: boot, File: writeBootstrap(t, boot.YAML())}
-	return launchFile(t, g, args...)
-}
-
-// launchFile starts build/gateway on g.File and waits until it is ready: it
-// printed the ready line, or every listener of g.Boot accepts connections.
-// The caller registers g.Stop.
-func launchFile(t *testing.T, g *Gateway, args ...string) (*Gateway, error) {
-	t.Helper()
-	boot := g.Boot
+// launchFile starts build/gateway on g.File and waits until it has printed
+// the ready line (after its address lines). The caller registers g.Stop.
+func launchFile(g *Gateway, args ...string) error {
 	cmd := exec.Command(checkout.Gateway, append([]string{"-config", g.File}, args...)...)
 	cmd.Dir = checkout.Root
 	p, err := testutil.StartProc(cmd)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.proc = p
-
-	var addrs []string
-	for _, l := range boot.Listeners {
-		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(l.Port))
-	}
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-p.Ready():
-			return g, nil
-		case <-p.Exited():
-			out := p.Output()
-			if strings.Contains(out, "address already in use") {
-				return nil, fmt.Errorf("gateway: %w: %s", errAddrInUse, lastLine(out))
-			}
-			return nil, fmt.Errorf("gateway exited with code %d before it was ready; output:\n%s", p.ExitCode(), out)
-		case <-tick.C:
-			if allAccept(addrs) {
-				return g, nil
-			}
-		case <-deadline.C:
+	if err := p.WaitReady(readyTimeout); err != nil {
+		if !errors.Is(err, testutil.ErrExited) {
 			p.Kill()
-			return nil, fmt.Errorf("gateway not ready after %v; output:\n%s", readyTimeout, p.Output())
 		}
+		return fmt.Errorf("%v; output:\n%s", err, p.Output())
 	}
+	return nil
 }
 
-func allAccept(addrs []string) bool {
-	for _, a := range addrs {
-		c, err := net.DialTimeout("tcp", a, 200*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
+// url is the base URL of the address line "gateway: NAME on ADDR" the
+// gateway printed.
+func (g *Gateway) url(name string) string {
+	g.t.Helper()
+	addr, ok := g.proc.Addr(name)
+	if !ok {
+		g.t.Fatalf("the gateway printed no address for %s", name)
 	}
-	return true
+	return "http://" + addr
 }
 
 // URL is the base URL of the listener named name.
-func (g *Gateway) URL(name string) string {
-	for _, l := range g.Boot.Listeners {
-		if l.Name == name {
-			return "http://127.0.0.1:" + strconv.Itoa(l.Port)
-		}
-	}
-	g.t.Fatalf("no listener %q", name)
-	return ""
-}
+func (g *Gateway) URL(name string) string { return g.url("listener " + name) }
 
 // AdminURL is the base URL of the admin server.
-func (g *Gateway) AdminURL() string { return "http://127.0.0.1:" + strconv.Itoa(g.Boot.AdminPort) }
+func (g *Gateway) AdminURL() string { return g.url("admin") }
 
 // Output is what the gateway printed so far (stdout and stderr).
 func (g *Gateway) Output() string { return g.proc.Output() }
@@ -209,18 +145,11 @@ func (g *Gateway) Running() bool { return g.proc.Running() }
 // Pid is the process's id.
 func (g *Gateway) Pid() int { return g.proc.Cmd.Process.Pid }
 
-// Stop sends SIGTERM and checks that the gateway exits 0 in time. It is
-// idempotent and runs at the end of every test that started a gateway.
+// Stop sends SIGTERM and checks that the gateway exits 0 in time. It runs
+// once, at the end of the test that started the gateway.
 func (g *Gateway) Stop() {
 	t := g.t
 	t.Helper()
-	g.mu.Lock()
-	if g.done {
-		g.mu.Unlock()
-		return
-	}
-	g.done = true
-	g.mu.Unlock()
 	defer func() {
 		if t.Failed() {
 			t.Logf("gateway output:\n%s", g.proc.Output())
@@ -253,17 +182,34 @@ func runToExit(t *testing.T, data []byte, args ...string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-p.Exited():
+	switch err := p.WaitReady(readyTimeout); {
+	case errors.Is(err, testutil.ErrExited):
 		return p.ExitCode(), p.Output()
-	case <-p.Ready():
+	case err == nil:
 		p.Kill()
 		t.Fatalf("gateway got ready, want it to refuse the configuration; output:\n%s", p.Output())
-	case <-time.After(readyTimeout):
+	default:
 		p.Kill()
 		t.Fatalf("gateway neither exited nor got ready in %v; output:\n%s", readyTimeout, p.Output())
 	}
 	return 0, ""
+}
+
+// wantRefused runs build/gateway on the bootstrap data and checks that it
+// exits non-zero with a last line that names mention (case-insensitively).
+func wantRefused(t *testing.T, data []byte, mention string) {
+	t.Helper()
+	code, out := runToExit(t, data)
+	if code == 0 {
+		t.Fatalf("gateway exited 0, want non-zero; output:\n%s", out)
+	}
+	last := lastLine(out)
+	if last == "" {
+		t.Fatalf("no reason printed")
+	}
+	if !strings.Contains(strings.ToLower(last), mention) {
+		t.Errorf("last line %q does not name %q; output:\n%s", last, mention, out)
+	}
 }
 
 // lastLine is the last non-empty line of s.

@@ -277,7 +277,6 @@ func TestWasmImportAllowList(t *testing.T) {
 	}
 }
 
-// goCmd is the go command of the toolchain running the tests.
 // filterImportGraph lists ./filter's dependencies as the wasm build sees them:
 // import path → its imports.
 func filterImportGraph(t *testing.T) map[string][]string {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,8 +111,7 @@ func startProbedMock(t *testing.T) (*mockllm.Server, *llmProbe, int) {
 		srv.CloseClientConnections()
 		srv.Close()
 	})
-	port, _ := strconv.Atoi(srv.URL[strings.LastIndexByte(srv.URL, ':')+1:])
-	return mock, p, port
+	return mock, p, srv.Listener.Addr().(*net.TCPAddr).Port
 }
 
 // sentAt is when the mock's body had reached offset end.
@@ -128,18 +128,24 @@ func (p *llmProbe) sentAt(end int) (time.Time, bool) {
 
 // chatBody is an OpenAI chat request body with one user message.
 func chatBody(model, user string, stream bool) string {
-	b, _ := json.Marshal(map[string]any{
-		"model":    model,
+	m := map[string]any{
 		"messages": []map[string]string{{"role": "user", "content": user}},
 		"stream":   stream,
-	})
-	if model == "" {
-		var m map[string]any
-		_ = json.Unmarshal(b, &m)
-		delete(m, "model")
-		b, _ = json.Marshal(m)
 	}
+	if model != "" {
+		m["model"] = model
+	}
+	b, _ := json.Marshal(m)
 	return string(b)
+}
+
+// poll calls done every 20ms until it returns true or d has passed (done runs
+// at least once, and once after d when it has not returned true by then).
+func poll(d time.Duration, done func() bool) {
+	deadline := time.Now().Add(d)
+	for !done() && !time.Now().After(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // chatRequest is a client's POST of body to base+/v1/chat/completions, with
@@ -705,15 +711,11 @@ func TestUsageAccounting(t *testing.T) {
 		// The counters move when a stream ends, which may be just after the
 		// client has its answer: poll briefly.
 		var series []promSeries
-		deadline := time.Now().Add(3 * time.Second)
-		for {
+		poll(3*time.Second, func() bool {
 			series = scrape(t, g)
 			n, _ := promSum(series, "ai_proxy_requests_total", nil)
-			if int(n) >= len(jobs) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return int(n) >= len(jobs)
+		})
 		for model, w := range want {
 			match := map[string]string{"provider": "openai", "model": model}
 			for _, c := range []struct {
@@ -744,14 +746,10 @@ func TestUsageAccounting(t *testing.T) {
 
 	t.Run("access_log", func(t *testing.T) {
 		var lines []map[string]any
-		deadline := time.Now().Add(3 * time.Second)
-		for {
+		poll(3*time.Second, func() bool {
 			lines = accessLogLines(t, logPath)
-			if len(lines) >= len(jobs) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return len(lines) >= len(jobs)
+		})
 		if len(lines) != len(jobs) {
 			t.Fatalf("%d access-log lines, want %d", len(lines), len(jobs))
 		}
@@ -873,16 +871,11 @@ func TestClientDisconnectMidStream(t *testing.T) {
 
 	// Everything the request held is released.
 	var after streamStats
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	poll(3*time.Second, func() bool {
 		adminJSON(t, g, "/debug/streams", &after)
-		idle := after.LiveStreams == 0 && after.ActiveRequests == 0 && after.UpstreamRequests == 0 &&
+		return after.LiveStreams == 0 && after.ActiveRequests == 0 && after.UpstreamRequests == 0 &&
 			after.UpstreamConnections == 0 && after.HTTPCalls == 0 && after.Goroutines <= base.Goroutines
-		if idle || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 	if after.LiveStreams != 0 || after.ActiveRequests != 0 || after.UpstreamRequests != 0 || after.UpstreamConnections != 0 || after.HTTPCalls != 0 {
 		t.Errorf("3s after the client left: %+v; want nothing open", after)
 	}
@@ -891,12 +884,12 @@ func TestClientDisconnectMidStream(t *testing.T) {
 	}
 
 	var line map[string]any
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	poll(3*time.Second, func() bool {
 		if lines := accessLogLines(t, logPath); len(lines) == 1 {
 			line = lines[0]
-			break
 		}
-	}
+		return line != nil
+	})
 	if line == nil {
 		t.Fatal("no access-log line for the request")
 	}
@@ -925,7 +918,7 @@ func processMemory(t *testing.T, pid int, field string) int64 {
 		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", line, err)
+				t.Fatalf("%s line %q: %v", field, line, err)
 			}
 			return kb << 10
 		}

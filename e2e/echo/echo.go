@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strconv"
 	"sync"
 
@@ -18,13 +17,12 @@ import (
 
 // Request is one request the echo received, in arrival order.
 type Request struct {
-	Method     string
-	Path       string
-	RawQuery   string
-	Host       string
-	Header     http.Header // as net/http parsed it (Host is in the Host field)
-	Body       []byte
-	RemoteAddr string
+	Method   string
+	Path     string
+	RawQuery string
+	Host     string
+	Header   http.Header // as net/http parsed it (Host is in the Host field)
+	Body     []byte
 }
 
 // Response is the JSON the echo answers, in httpbin's shape.
@@ -97,13 +95,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.reqs = append(s.reqs, Request{
-		Method:     r.Method,
-		Path:       r.URL.Path,
-		RawQuery:   r.URL.RawQuery,
-		Host:       r.Host,
-		Header:     r.Header.Clone(),
-		Body:       body,
-		RemoteAddr: r.RemoteAddr,
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		RawQuery: r.URL.RawQuery,
+		Host:     r.Host,
+		Header:   r.Header.Clone(),
+		Body:     body,
 	})
 	s.mu.Unlock()
 
@@ -122,12 +119,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func Describe(r *http.Request, body []byte) Response {
 	args := map[string]string{}
 	q := r.URL.Query()
-	keys := make([]string, 0, len(q))
 	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
 		args[k] = q.Get(k)
 	}
 	headers := map[string]string{"Host": r.Host}

@@ -220,16 +220,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rec, b := s.take(r, body)
 
 	if b.Delay > 0 {
-		t := time.NewTimer(b.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			abort()
-		case <-s.closing:
-			t.Stop()
-			abort()
-		}
+		s.wait(r, b.Delay)
 	}
 	if b.Reset || b.Garbage {
 		hijackAndClose(w, b.Garbage)
@@ -248,11 +239,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		setContentType(w, b.ContentType, "text/event-stream")
 		s.answered(rec, status, s.writeChunks(w, r, status, b.Chunks, b.ChunkDelay))
 	case b.Body != nil:
-		setContentType(w, b.ContentType, "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(b.Body)))
-		w.WriteHeader(status)
-		_, _ = w.Write(b.Body)
-		s.answered(rec, status, b.Body)
+		s.reply(w, rec, status, b.ContentType, b.Body)
 	default:
 		s.complete(w, r, rec, status, b, body)
 	}
@@ -263,27 +250,43 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, rec *Request, 
 	var req chatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		msg := errorJSON("We could not parse the JSON body of your request.", "invalid_request_error", "invalid_json")
-		setContentType(w, b.ContentType, "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write(msg)
-		s.answered(rec, http.StatusBadRequest, msg)
+		s.reply(w, rec, http.StatusBadRequest, b.ContentType, msg)
 		return
 	}
 	c := Complete(req.Messages, req.Model)
 	c.ID = s.id()
 	if !req.Stream {
-		out := c.JSON()
-		setContentType(w, b.ContentType, "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-		w.WriteHeader(status)
-		_, _ = w.Write(out)
-		s.answered(rec, status, out)
+		s.reply(w, rec, status, b.ContentType, c.JSON())
 		return
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	setContentType(w, b.ContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	s.answered(rec, status, s.writeChunks(w, r, status, c.SSE(includeUsage), b.ChunkDelay))
+}
+
+// reply answers status and body, with the Content-Type contentType (default
+// application/json) and its Content-Length, and records it as rec's answer.
+func (s *Server) reply(w http.ResponseWriter, rec *Request, status int, contentType string, body []byte) {
+	setContentType(w, contentType, "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	s.answered(rec, status, body)
+}
+
+// wait waits d, or ends the handler without an answer when the client goes
+// away or the server closes first.
+func (s *Server) wait(r *http.Request, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		abort()
+	case <-s.closing:
+		abort()
+	}
 }
 
 func (s *Server) writeChunks(w http.ResponseWriter, r *http.Request, status int, chunks [][]byte, pace time.Duration) []byte {
@@ -295,13 +298,7 @@ func (s *Server) writeChunks(w http.ResponseWriter, r *http.Request, status int,
 	var all bytes.Buffer
 	for i, c := range chunks {
 		if i > 0 && pace > 0 {
-			select {
-			case <-time.After(pace):
-			case <-r.Context().Done():
-				abort()
-			case <-s.closing:
-				abort()
-			}
+			s.wait(r, pace)
 		}
 		if _, err := w.Write(c); err != nil {
 			return all.Bytes()
@@ -335,7 +332,7 @@ func abort() { panic(http.ErrAbortHandler) }
 func hijackAndClose(w http.ResponseWriter, garbage bool) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		panic(http.ErrAbortHandler) // HTTP/2: net/http resets the stream
+		abort() // HTTP/2: net/http resets the stream
 	}
 	conn, _, err := hj.Hijack()
 	if err != nil {
