@@ -17,7 +17,6 @@ import (
 // Plugin is one filter configuration on one VM. Everything in it is computed
 // once in OnPluginStart and read-only afterwards.
 type Plugin struct {
-	id  uint32
 	cfg *config.Config
 	// plan shapes request bodies (configured model and options).
 	plan *shape.Plan
@@ -38,7 +37,7 @@ type Plugin struct {
 var _ proxywasm.RootContext = (*Plugin)(nil)
 
 // NewPlugin creates the root context contextID.
-func NewPlugin(contextID uint32) proxywasm.RootContext { return &Plugin{id: contextID} }
+func NewPlugin(contextID uint32) proxywasm.RootContext { return &Plugin{} }
 
 // OnVMStart implements proxywasm.RootContext.
 func (p *Plugin) OnVMStart(int) bool { return true }
@@ -136,7 +135,7 @@ func (p *Plugin) NewHttpContext(contextID uint32) proxywasm.HttpContext {
 	} else {
 		s = new(Stream)
 	}
-	s.plugin, s.id = p, contextID
+	s.plugin = p
 	return s
 }
 

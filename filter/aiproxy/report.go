@@ -124,7 +124,7 @@ var (
 )
 
 // report publishes the answer's accounting once per stream.
-func (s *Stream) report(a answer) {
+func (s *Stream) report(a *answer) {
 	if s.reported {
 		return
 	}
@@ -148,7 +148,7 @@ func (s *Stream) report(a answer) {
 			_ = p.metrics.ttft.Record(uint64(ms))
 		}
 	}
-	u := a.usage
+	u := &a.usage
 	if u.Known {
 		setPropInt(propPrompt, u.PromptTokens)
 		setPropInt(propCompletion, u.CompletionTokens)

@@ -123,7 +123,7 @@ func (s *Stream) OnHttpResponseBody(bodySize int, endOfStream bool) abi.Action {
 	if !s.forwarded || s.reported || s.respStatus == 0 {
 		return abi.ActionContinue
 	}
-	if bodySize > 0 && s.respStatus >= 200 && s.respStatus <= 299 {
+	if bodySize > 0 && is2xx(s.respStatus) {
 		chunk, err := proxywasm.GetBufferScratch(abi.BufferHTTPResponseBody, 0, bodySize)
 		if err == nil {
 			if s.respSSE {
@@ -169,6 +169,9 @@ func statusCode(v string) int {
 	return n
 }
 
+// is2xx reports a success status.
+func is2xx(n int) bool { return n >= 200 && n <= 299 }
+
 // answerBufs are the VM's spare buffers for non-streamed answers read for
 // their usage: most requests reuse one instead of allocating it. A stream
 // takes one when an answer comes in several chunks and gives it back when
@@ -201,16 +204,16 @@ func (s *Stream) dropAnswer() {
 
 // finishRoute reports the answer of a route-mode stream.
 func (s *Stream) finishRoute() {
-	if !s.respSSE && len(s.respJSON) > 0 && s.respStatus >= 200 && s.respStatus <= 299 {
+	if !s.respSSE && len(s.respJSON) > 0 && is2xx(s.respStatus) {
 		s.finishRouteJSON(s.respJSON)
 		return
 	}
 	a := answer{ttft: s.firstToken}
-	if s.respSSE && s.respStatus >= 200 && s.respStatus <= 299 {
+	if s.respSSE && is2xx(s.respStatus) {
 		a.usage, a.model = s.usageStream.Usage(), s.usageStream.Model()
 	}
 	s.dropAnswer()
-	s.report(a)
+	s.report(&a)
 }
 
 // finishRouteJSON reports the non-streamed answer body (the stream's buffer,
@@ -220,7 +223,7 @@ func (s *Stream) finishRouteJSON(body []byte) {
 	a := answer{ttft: s.firstToken}
 	u, model, _ := usage.FromResponseBytes(body)
 	a.usage, a.model = u, unsafe.String(unsafe.SliceData(model), len(model))
-	s.report(a)
+	s.report(&a)
 	s.dropAnswer()
 }
 
@@ -238,7 +241,7 @@ func (s *Stream) reportCallout(headers []abi.Header, body []byte) {
 	} else {
 		a.usage, a.model, _ = usage.FromResponse(body)
 	}
-	s.report(a)
+	s.report(&a)
 }
 
 // OnHttpContextDelete implements proxywasm.HttpContext: the host is

@@ -18,7 +18,6 @@ import (
 type Stream struct {
 	proxywasm.DefaultHttpContext
 	plugin *Plugin
-	id     uint32
 
 	// clientHeaders are the client's headers forwarded to the LLM, read once
 	// in OnHttpRequestHeaders.
@@ -226,10 +225,10 @@ func (s *Stream) onLLMResponse(numHeaders, bodySize, _ int) {
 		s.fail(apierror.LLMBadResponse, "")
 		return
 	}
-	if status >= 200 && status <= 299 {
+	if is2xx(status) {
 		s.reportCallout(relay, body)
 	}
-	if !p.cfg.Passthrough || status < 200 || status > 299 {
+	if !p.cfg.Passthrough || !is2xx(status) {
 		s.answered = true
 		if err := proxywasm.SendHttpResponse(status, relay, body, abi.GRPCStatusNone); err != nil {
 			proxywasm.LogError("ai-proxy: cannot send the response: " + err.Error())

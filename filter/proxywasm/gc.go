@@ -26,9 +26,8 @@ var (
 		{Name: "/gc/heap/allocs:bytes"},
 		{Name: "/gc/heap/live:bytes"},
 	}
-	gcStreams     int
-	gcAllocsAtGC  uint64
-	gcCollections int
+	gcStreams    int
+	gcAllocsAtGC uint64
 )
 
 // maybeCollect runs after a stream is deleted.
@@ -48,7 +47,6 @@ func maybeCollect() {
 		return
 	}
 	runtime.GC()
-	gcCollections++
 	metrics.Read(gcSamples[:1])
 	gcAllocsAtGC = sampleUint(gcSamples[0])
 }

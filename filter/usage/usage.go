@@ -76,23 +76,7 @@ func modelValue(body []byte, at, end int) []byte {
 	if len(raw) >= 2 && raw[len(raw)-1] == '"' {
 		// Without a backslash the string ends at its first quote: this
 		// one, and it is valid unless it holds a control character.
-		s := raw[1 : len(raw)-1]
-		plain := true
-		for i := 0; i < len(s); i += 8 {
-			var w uint64
-			if i+8 <= len(s) {
-				w = rawjson.Word(s, i)
-			} else {
-				var tail [8]byte
-				copy(tail[:], s[i:])
-				w = rawjson.Word(tail[:], 0) | ^uint64(0)<<(8*(len(s)-i)) // pad with 0xff
-			}
-			if rawjson.StringStops(w) != 0 {
-				plain = false
-				break
-			}
-		}
-		if plain {
+		if s := raw[1 : len(raw)-1]; rawjson.StringStop(s, 0) == len(s) {
 			return s
 		}
 	}
@@ -140,11 +124,8 @@ func topMembers(b []byte) (modelAt, modelEnd, usageAt int, ok bool) {
 		key := i
 		i = -1
 		if key+9 <= len(b) {
-			w := rawjson.Word(b, key+1)
-			// t is the bit index of the first stop's high bit (64: none,
-			// and then the shifted word is 0).
-			if t := bits.TrailingZeros64(rawjson.StringStops(w)); byte(w>>(t&^7)) == '"' {
-				i = key + 2 + t>>3
+			if n := shortString(rawjson.Word(b, key+1)); n > 0 {
+				i = key + n
 			}
 		}
 		// which is 1 for "model", 2 for "usage" (first ones only), else 0.
@@ -209,9 +190,8 @@ func topMembers(b []byte) (modelAt, modelEnd, usageAt int, ok bool) {
 		case c == '"':
 			i = -1
 			if at+9 <= len(b) {
-				w := rawjson.Word(b, at+1)
-				if t := bits.TrailingZeros64(rawjson.StringStops(w)); byte(w>>(t&^7)) == '"' {
-					i = at + 2 + t>>3
+				if n := shortString(rawjson.Word(b, at+1)); n > 0 {
+					i = at + n
 				}
 			}
 			if i < 0 {
@@ -268,6 +248,19 @@ const (
 	usageKey7 = '"' | 'u'<<8 | 's'<<16 | 'a'<<24 | 'g'<<32 | 'e'<<40 | '"'<<48
 )
 
+// shortString reads a string of under eight plain bytes in place: w is the
+// word (see rawjson.Word) just after the opening quote, and the result is the
+// length of the whole string, quotes included, when w holds its closing quote
+// after plain bytes only; else 0. Small enough to be inlined.
+func shortString(w uint64) int {
+	// t is the bit index of the first stop's high bit (64: none, and then
+	// the shifted word is 0).
+	if t := bits.TrailingZeros64(rawjson.StringStops(w)); byte(w>>(t&^7)) == '"' {
+		return 2 + t>>3
+	}
+	return 0
+}
+
 // stringEnd returns the index just past the closing quote of the JSON string
 // that opens at b[i], or len(b) when it does not end; escapes are skipped
 // unchecked, as rawjson.SkipTrusted does. plain reports that the string
@@ -310,9 +303,8 @@ func containerEnd(b []byte, i int) int {
 			// FromResponseBytes.
 			end := -1
 			if i+9 <= len(b) {
-				w := rawjson.Word(b, i+1)
-				if t := bits.TrailingZeros64(rawjson.StringStops(w)); byte(w>>(t&^7)) == '"' {
-					end = i + 2 + t>>3
+				if n := shortString(rawjson.Word(b, i+1)); n > 0 {
+					end = i + n
 				}
 			}
 			if end < 0 {
@@ -440,10 +432,13 @@ func usageMember(b []byte, i int) (end, key int, n int64) {
 		case usageNames[keyCacheHit].w[0]:
 			nm, key = &usageNames[keyCacheHit], keyCacheHit
 		}
-		if q := s + len(nm.str()); nm != nil && q < len(b) && b[q] == '"' && rawjson.Word(b, s+nm.o1) == nm.w[1] &&
-			rawjson.Word(b, s+nm.o2) == nm.w[2] && rawjson.Word(b, s+nm.o3) == nm.w[3] {
-			end = q + 1
-		} else {
+		if nm != nil {
+			if q := s + len(nm.s); q < len(b) && b[q] == '"' && rawjson.Word(b, s+nm.o1) == nm.w[1] &&
+				rawjson.Word(b, s+nm.o2) == nm.w[2] && rawjson.Word(b, s+nm.o3) == nm.w[3] {
+				end = q + 1
+			}
+		}
+		if end < 0 {
 			// Not a usual name: a plain one ends at its first stop.
 			key = keyOther
 			end = plainEnd(b, s)
@@ -457,14 +452,6 @@ func usageMember(b []byte, i int) (end, key int, n int64) {
 	}
 	i, n = memberValue(b, end, key, 1)
 	return i, key, n
-}
-
-// str returns the name, or "" for nil.
-func (n *name) str() string {
-	if n == nil {
-		return ""
-	}
-	return n.s
 }
 
 // plainEnd returns the index just past the closing quote of the string whose
@@ -486,8 +473,7 @@ func memberKey(b []byte, i int) (end, key int) {
 		return -1, keyOther
 	}
 	for k := keyPrompt; k < numKeys; k++ {
-		if escaped && rawjson.EqualString(b[i:end], true, usageNames[k].s) ||
-			!escaped && string(b[i+1:end-1]) == usageNames[k].s {
+		if rawjson.EqualString(b[i:end], escaped, usageNames[k].s) {
 			return end, k
 		}
 	}
@@ -747,11 +733,7 @@ func detailMember(b []byte, i int, want *name) (end int, match bool, n int64) {
 		if end, escaped, err = rawjson.String(b, i); err != nil {
 			return -1, false, -1
 		}
-		if escaped {
-			match = rawjson.EqualString(b[i:end], true, want.s)
-		} else {
-			match = string(b[i+1:end-1]) == want.s
-		}
+		match = rawjson.EqualString(b[i:end], escaped, want.s)
 	}
 	end, n = memberValue(b, end, keyOther, 2)
 	return end, match, n
